@@ -1,0 +1,209 @@
+"""Typed configuration: data, model and training sections, loaded from YAML and flags.
+
+Unknown keys are refused with the nearest valid key suggested; wrong types and impossible
+values name the field. The resolved config is saved beside every run and in every checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rs_vit.errors import ConfigError, suggest
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ClassDef(_Section):
+    """One class: the integer value in label files and masks, a name and an RGB colour."""
+
+    id: int = Field(ge=0, le=65534)
+    name: str
+    color: tuple[int, int, int] | None = None
+
+
+class SceneDef(_Section):
+    """One training scene and its labels."""
+
+    image: Path
+    labels: Path | None = Field(None, description="label raster on the scene grid, or vector labels")
+    label_attribute: str = Field("class_id", description="vector attribute holding the class id")
+    split: Literal["auto", "train", "val"] = Field(
+        "auto", description="use the whole scene for training or validation, or split it spatially"
+    )
+
+
+class DataConfig(_Section):
+    """Where the data are and how they are split and sampled."""
+
+    scenes: list[SceneDef] = Field(default_factory=list)
+    classes: list[ClassDef] = Field(default_factory=list)
+    bands: list[str] | None = Field(None, description="band names overriding the scene descriptions")
+    sensor: str | None = Field(None, description="sensor preset naming the bands (e.g. sentinel2_l1c)")
+    ignore_index: int = Field(255, description="label value excluded from loss and metrics")
+    ignore_values: list[int] = Field(default_factory=list, description="more label values to ignore (e.g. -1)")
+    background: int | None = Field(
+        None, description="class id for pixels no vector polygon covers (None: ignore them)"
+    )
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of each 'auto' scene held out")
+    stats_samples: int = Field(2_000_000, gt=0, description="pixels sampled per band for statistics")
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, v: list[ClassDef]) -> list[ClassDef]:
+        ids = [c.id for c in v]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"class ids must be unique, got {ids}")
+        if sorted(ids) != list(range(len(ids))):
+            raise ValueError(f"class ids must be 0..{len(ids) - 1} (contiguous), got {sorted(ids)}")
+        return sorted(v, key=lambda c: c.id)
+
+
+class ModelConfig(_Section):
+    """Which registered model to build and how to initialise it."""
+
+    name: str = Field("segformer_b0", description="registered model name (see `rs-vit models`)")
+    pretrained: str | None = Field(None, description="'imagenet' or a timm tag; None trains from scratch")
+    weights: Path | None = Field(None, description="local weights file (.safetensors/.pth) to start from")
+    band_init: Literal["mean", "zero", "random", "cycle"] = Field(
+        "mean", description="initialisation of input bands without a pretrained counterpart"
+    )
+    drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth (transformers)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
+
+
+class TrainConfig(_Section):
+    """The optimisation loop."""
+
+    out_dir: Path = Field(Path("runs/run"), description="run directory (created)")
+    epochs: int = Field(10, ge=1)
+    steps_per_epoch: int = Field(100, ge=1, description="random training windows per epoch / batch size")
+    batch_size: int = Field(8, ge=1)
+    tile_size: int = Field(256, ge=16, description="training window size in pixels")
+    lr: float = Field(6e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CPUs/GPUs that support it, else fp32"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    seed: int = 0
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes")
+    val_overlap: float = Field(0.25, ge=0.0, lt=1.0)
+    overwrite: bool = Field(False, description="replace an existing run directory")
+
+
+class RunConfig(_Section):
+    """Everything a training run needs; saved as ``config.yaml`` in the run directory."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        return self
+
+
+def _format_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(model, err["loc"][:-1])
+            parts.append(f"unknown key {loc!r}.{suggest(str(err['loc'][-1]), valid)}")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return f"{source}: " + "; ".join(parts)
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    cur: Any = model
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        field = getattr(cur, "model_fields", {}).get(key)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        cur = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if cur is None:
+            return []
+    return list(getattr(cur, "model_fields", {}))
+
+
+def parse_config(data: dict[str, Any], *, source: str = "config") -> RunConfig:
+    """Validate a dict into a :class:`RunConfig` or raise :class:`ConfigError`."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, RunConfig, source)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Safely load a YAML mapping (``yaml.safe_load``: no Python objects are constructed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {p} does not exist; check the path.")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: must contain a mapping of sections (data, model, train).")
+    return data
+
+
+def load_classes(path: str | Path) -> list[ClassDef]:
+    """Load ``classes: [{id, name, color}]`` from a YAML file."""
+    data = load_yaml(path)
+    if "classes" not in data:
+        raise ConfigError(f"{path}: expected a top-level 'classes' list of {{id, name, color}}.")
+    try:
+        return DataConfig(classes=data["classes"]).classes
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, DataConfig, str(path))) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML config, apply dotted-key overrides (``{"train.epochs": 3}``), validate.
+
+    Relative paths inside the YAML are resolved against the YAML file's folder; a
+    ``data.classes`` given as a string is read as a classes YAML file.
+    """
+    data: dict[str, Any] = load_yaml(path) if path else {}
+    base = Path(path).parent if path else Path(".")
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        cur = data
+        *parents, last = key.split(".")
+        for part in parents:
+            cur = cur.setdefault(part, {})
+            if not isinstance(cur, dict):
+                raise ConfigError(f"Cannot set {key}: {part} is not a section.")
+        cur[last] = value
+    d = data.get("data")
+    if isinstance(d, dict):
+        if isinstance(d.get("classes"), str):
+            cpath = Path(d["classes"])
+            d["classes"] = [c.model_dump() for c in load_classes(cpath if cpath.is_absolute() else base / cpath)]
+        for s in d.get("scenes", []) or []:
+            if isinstance(s, dict):
+                for k in ("image", "labels"):
+                    if s.get(k) and not Path(s[k]).is_absolute() and path:
+                        s[k] = str(base / s[k])
+    return parse_config(data, source=str(path) if path else "options")
+
+
+def dump_config(cfg: BaseModel) -> str:
+    """YAML text of a config (paths as strings)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

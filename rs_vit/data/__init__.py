@@ -1,0 +1,1 @@
+"""Datasets over (scene, window) pairs, spatial splits, per-band statistics, augmentation."""

@@ -1,0 +1,1 @@
+"""Sliding-window prediction: window grid, blend weights, streaming strip accumulator."""

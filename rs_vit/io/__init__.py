@@ -1,0 +1,1 @@
+"""Raster and vector input/output: scenes, band names, labels, atomic writers."""

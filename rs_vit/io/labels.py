@@ -1,0 +1,160 @@
+"""Labels on the scene grid: label rasters (checked to share the grid) and vector polygons
+(reprojected with geopandas and rasterised with rasterio onto the scene grid)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from rs_vit.errors import InputError
+from rs_vit.io.raster import SceneInfo, open_raster
+
+VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"}
+
+
+def is_vector(path: str | Path) -> bool:
+    """True for vector label files (by suffix)."""
+    return Path(path).suffix.lower() in VECTOR_SUFFIXES
+
+
+def read_label_raster(
+    path: str | Path,
+    scene: SceneInfo,
+    *,
+    window: Window | None = None,
+    ignore_index: int = 255,
+    ignore_values: Sequence[int] = (),
+) -> np.ndarray:
+    """Read a label raster that must share the scene's grid; nodata and ``ignore_values``
+    become ``ignore_index``. Returns int64 ``(H, W)``."""
+    with open_raster(path) as src:
+        same = (
+            src.width == scene.width
+            and src.height == scene.height
+            and src.transform.almost_equals(scene.transform)
+            and (src.crs == scene.crs or src.crs is None or scene.crs is None)
+        )
+        if not same:
+            raise InputError(
+                f"{Path(path).name}: label raster grid ({src.width}x{src.height}, {src.crs}, "
+                f"origin {src.transform.c:.3f},{src.transform.f:.3f}) differs from scene "
+                f"{scene.path.name} ({scene.width}x{scene.height}, {scene.crs}, origin "
+                f"{scene.transform.c:.3f},{scene.transform.f:.3f}); resample the labels onto the "
+                "scene grid or give them as vectors."
+            )
+        arr = src.read(1, window=window).astype(np.int64)
+        if src.nodata is not None and not np.isnan(src.nodata):
+            arr[arr == int(src.nodata)] = ignore_index
+        for v in ignore_values:
+            arr[arr == v] = ignore_index
+    return arr
+
+
+def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str):
+    """Read vector labels, check their CRS, reproject to the scene CRS and check they overlap.
+
+    Returns:
+        A GeoDataFrame in the scene CRS with a valid geometry column and the class attribute.
+
+    Raises:
+        InputError: no CRS, missing attribute, or no geometry overlapping the scene.
+    """
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    p = Path(path)
+    try:
+        gdf = gpd.read_file(p)
+    except Exception as exc:  # pyogrio raises several types
+        raise InputError(f"{p}: cannot be read as vector labels ({exc}); give a GeoPackage, "
+                         "GeoJSON or Shapefile.") from None
+    if attribute not in gdf.columns:
+        cols = [c for c in gdf.columns if c != "geometry"]
+        raise InputError(
+            f"{p.name}: has no attribute {attribute!r} with the class; its attributes are "
+            f"{cols}. Set label_attribute to one of them."
+        )
+    if gdf.crs is None:
+        raise InputError(
+            f"{p.name}: has no CRS, so it cannot be placed on the scene; set one "
+            "(e.g. ogr2ogr -a_srs EPSG:XXXX out.gpkg in.gpkg)."
+        )
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    if len(gdf) == 0:
+        raise InputError(f"{p.name}: contains no geometries; check the file.")
+    invalid = ~gdf.geometry.is_valid
+    if invalid.any():
+        gdf.loc[invalid, "geometry"] = gdf.geometry[invalid].make_valid()
+    declared = gdf.crs
+    raw_bounds = gdf.total_bounds
+    if scene.crs is not None and declared != scene.crs:
+        gdf = gdf.to_crs(scene.crs)
+    left, top = scene.transform * (0, 0)
+    right, bottom = scene.transform * (scene.width, scene.height)
+    scene_box = box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    if not gdf.intersects(scene_box).any():
+        hint = ""
+        if declared.is_geographic and (abs(raw_bounds[[0, 2]]).max() > 180 or abs(raw_bounds[[1, 3]]).max() > 90):
+            hint = (
+                f" Its coordinates ({raw_bounds[0]:.1f}, {raw_bounds[1]:.1f}, {raw_bounds[2]:.1f}, "
+                f"{raw_bounds[3]:.1f}) are not degrees although the file declares {declared.to_string()}: "
+                "the declared CRS is probably wrong (they look like projected metres)."
+            )
+        raise InputError(
+            f"{p.name}: no label geometry overlaps scene {scene.path.name} after reprojecting "
+            f"from {declared.to_string()} to {scene.crs.to_string() if scene.crs else 'None'}.{hint} "
+            "Fix the labels' CRS (e.g. ogr2ogr -a_srs) or pair them with the right scene."
+        )
+    return gdf
+
+
+def rasterize_labels(
+    gdf,
+    scene: SceneInfo,
+    attribute: str,
+    *,
+    class_values: Sequence[int],
+    background: int | None = None,
+    ignore_index: int = 255,
+    window: Window | None = None,
+    source: str = "labels",
+) -> np.ndarray:
+    """Burn polygons (already in the scene CRS) onto the scene grid (or a window of it).
+
+    Pixels covered by no polygon get ``background`` (a class id) or ``ignore_index`` when
+    ``background`` is None. Later features win where polygons overlap.
+
+    Raises:
+        InputError: when the attribute holds a value not among ``class_values``.
+    """
+    values = gdf[attribute]
+    try:
+        ints = values.astype("int64")
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{source}: attribute {attribute!r} must hold integer class ids; found e.g. "
+            f"{values.iloc[0]!r}."
+        ) from None
+    unknown = sorted(set(ints.unique()) - set(int(v) for v in class_values))
+    if unknown:
+        raise InputError(
+            f"{source}: attribute {attribute!r} holds class value(s) {unknown} that are not "
+            f"declared (declared: {list(class_values)}); declare them in classes or fix the labels."
+        )
+    if window is None:
+        window = Window(0, 0, scene.width, scene.height)
+    shape = (int(window.height), int(window.width))
+    fill = ignore_index if background is None else background
+    return rasterize(
+        zip(gdf.geometry, ints),
+        out_shape=shape,
+        transform=window_transform(window, scene.transform),
+        fill=fill,
+        dtype="int32",
+        all_touched=False,
+    ).astype(np.int64)

@@ -1,0 +1,141 @@
+"""Opening scenes, naming their bands, reading windows and nodata masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from rs_vit.errors import InputError
+from rs_vit.io.bands import resolve_band_names
+
+
+@dataclass
+class SceneInfo:
+    """What rs-vit needs to know about a scene, read once from its header."""
+
+    path: Path
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: rasterio.crs.CRS | None
+    transform: rasterio.Affine
+    nodata: float | None
+    band_names: list[str]
+    profile: dict = field(repr=False, default_factory=dict)
+
+
+def open_raster(path: str | Path) -> rasterio.DatasetReader:
+    """Open a raster for reading, turning GDAL's errors into a one-line :class:`InputError`."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the path.")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not a raster; give the path of a GeoTIFF.")
+    try:
+        return rasterio.open(p)
+    except RasterioIOError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{p}: cannot be read as a raster ({first}); give a GeoTIFF or another GDAL raster."
+        ) from None
+
+
+def check_georeferenced(src: rasterio.DatasetReader, *, require_crs: bool = True) -> None:
+    """Refuse rasters without a CRS, or with rotated / non-north-up transforms."""
+    name = Path(src.name).name
+    if require_crs and src.crs is None:
+        raise InputError(
+            f"{name}: has no CRS, so outputs could not be georeferenced; "
+            "assign one first (e.g. gdal_edit.py -a_srs EPSG:XXXX)."
+        )
+    t = src.transform
+    if t.b != 0 or t.d != 0:
+        raise InputError(
+            f"{name}: has a rotated geotransform; warp it north-up first "
+            "(e.g. gdalwarp -t_srs <its CRS> in.tif out.tif)."
+        )
+    if t.e > 0:
+        raise InputError(
+            f"{name}: is stored south-up (positive pixel height); warp it north-up first "
+            "(gdalwarp in.tif out.tif)."
+        )
+
+
+def scene_info(
+    path: str | Path,
+    *,
+    bands: Sequence[str] | None = None,
+    sensor: str | None = None,
+    require_crs: bool = True,
+) -> SceneInfo:
+    """Read a scene's header: size, CRS, nodata and canonical band names."""
+    with open_raster(path) as src:
+        check_georeferenced(src, require_crs=require_crs)
+        names = resolve_band_names(
+            list(src.descriptions), override=bands, sensor=sensor, source=Path(path).name
+        )
+        return SceneInfo(
+            path=Path(path),
+            width=src.width,
+            height=src.height,
+            count=src.count,
+            dtype=src.dtypes[0],
+            crs=src.crs,
+            transform=src.transform,
+            nodata=src.nodata,
+            band_names=names,
+            profile=dict(src.profile),
+        )
+
+
+def invalid_mask(arr: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Pixels that cannot be used, for a ``(bands, H, W)`` array.
+
+    A pixel is invalid when *every* band equals ``nodata`` or when any band is NaN/±inf
+    (a model cannot take non-finite input).
+    """
+    invalid = np.zeros(arr.shape[1:], dtype=bool)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= np.all(arr == nodata, axis=0)
+    if np.issubdtype(arr.dtype, np.floating):
+        invalid |= ~np.all(np.isfinite(arr), axis=0)
+    return invalid
+
+
+def read_window(
+    src: rasterio.DatasetReader,
+    window: Window,
+    indexes: Sequence[int],
+    *,
+    boundless: bool = False,
+) -> np.ndarray:
+    """Read bands ``indexes`` (0-based) of a window as ``(len(indexes), h, w)``."""
+    idx = [i + 1 for i in indexes]
+    if boundless:
+        fill = src.nodata if src.nodata is not None else 0
+        return src.read(idx, window=window, boundless=True, fill_value=fill)
+    return src.read(idx, window=window)
+
+
+def normalize(
+    arr: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    invalid: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(arr - mean) / std`` per band as float32; invalid pixels become 0 (the mean)."""
+    out = arr.astype(np.float32, copy=True)
+    out -= mean.astype(np.float32)[:, None, None]
+    out /= std.astype(np.float32)[:, None, None]
+    if invalid is not None and invalid.any():
+        out[:, invalid] = 0.0
+    if not np.all(np.isfinite(out)):
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out

@@ -1,0 +1,202 @@
+"""Self-describing, safe checkpoints.
+
+A checkpoint is a folder holding ``model.safetensors`` (the weights; loading runs no code) and
+``rs_vit.json`` (architecture and constructor arguments, band names, normalisation statistics,
+nodata, class names and colours, tile size, tool version). ``predict`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rs_vit import __version__
+from rs_vit.errors import CheckpointError
+
+FORMAT = "rs-vit-checkpoint"
+FORMAT_VERSION = 1
+META_FILE = "rs_vit.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a model and feed it correctly."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    bands: list[str]
+    mean: list[float]
+    std: list[float]
+    classes: list[dict[str, Any]]
+    tile_size: int
+    nodata: float | None = None
+    ignore_index: int = 255
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    drop_path_rate: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.classes]
+
+    @property
+    def class_colors(self) -> list[tuple[int, int, int] | None]:
+        return [tuple(c["color"]) if c.get("color") else None for c in self.classes]  # type: ignore[misc]
+
+    def validate(self, source: str = "checkpoint") -> None:
+        n = self.in_channels
+        if not (len(self.bands) == len(self.mean) == len(self.std) == n):
+            raise CheckpointError(
+                f"{source}: bands/mean/std lengths ({len(self.bands)}, {len(self.mean)}, "
+                f"{len(self.std)}) do not match in_channels={n}; the checkpoint is inconsistent."
+            )
+        if len(self.classes) != self.num_classes:
+            raise CheckpointError(
+                f"{source}: {len(self.classes)} classes declared but num_classes={self.num_classes}."
+            )
+        if any(s <= 0 for s in self.std):
+            raise CheckpointError(f"{source}: std must be positive, got {self.std}.")
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Rebuild the (randomly initialised) architecture described by ``spec``."""
+    from rs_vit.models.registry import create_model
+
+    return create_model(
+        spec.name,
+        in_channels=spec.in_channels,
+        num_classes=spec.num_classes,
+        pretrained=None,
+        band_names=spec.bands,
+        drop_path_rate=spec.drop_path_rate,
+        **spec.model_kwargs,
+    )
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    spec: ModelSpec,
+    *,
+    extra_files: dict[str, str | bytes] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically: a crash never corrupts the previous one."""
+    from safetensors.torch import save_model
+
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    try:
+        module = getattr(model, "module", model)  # unwrap DDP
+        save_model(module, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "rs_vit_version": __version__,
+                **asdict(spec)}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        for name, content in (extra_files or {}).items():
+            mode = "wb" if isinstance(content, bytes) else "w"
+            with open(tmp / name, mode) as fh:
+                fh.write(content)
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """Read and check a checkpoint's description without loading weights."""
+    p = Path(path)
+    meta_path = p / META_FILE if p.is_dir() else p
+    if p.is_file() and p.name == WEIGHTS_FILE:
+        meta_path = p.with_name(META_FILE)
+    if not p.exists():
+        raise CheckpointError(f"Checkpoint {p} does not exist; give a run's checkpoint folder (e.g. runs/x/best).")
+    if not meta_path.is_file():
+        raise CheckpointError(
+            f"{p} is not an rs-vit checkpoint (no {META_FILE}); to use foreign weights, convert "
+            "them with `rs-vit import-weights`."
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{meta_path}: is not valid JSON; the checkpoint is corrupt.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: is not an rs-vit checkpoint description.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint format version {version} is newer than this rs-vit supports "
+            f"({FORMAT_VERSION}); upgrade rs-vit (pip install -U rs-vit)."
+        )
+    fields = {k: v for k, v in meta.items() if k in ModelSpec.__dataclass_fields__}
+    try:
+        spec = ModelSpec(**fields)
+    except TypeError as exc:
+        raise CheckpointError(f"{meta_path}: missing or invalid fields ({exc}).") from None
+    spec.validate(str(p))
+    return spec
+
+
+def load_model(
+    path: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelSpec]:
+    """Load a checkpoint folder into an eval-mode model on ``device`` plus its :class:`ModelSpec`.
+
+    Only safetensors are read: no pickle, no code execution.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    spec = read_spec(p)
+    weights = (p if p.is_dir() else p.parent) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{p}: has no {WEIGHTS_FILE}; the checkpoint is incomplete.")
+    model = build_model(spec)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: cannot be read ({exc}); the checkpoint is corrupt.") from None
+    _load_state(model, state, str(weights), spec.name)
+    model.eval()
+    return model.to(device), spec
+
+
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, name: str) -> None:
+    own = model.state_dict()
+    # safetensors stores tensors shared between modules (tied weights) once: an absent key is
+    # fine when another key with the same storage is present.
+    ptr = {k: v.data_ptr() for k, v in own.items()}
+    present_ptrs = {ptr[k] for k in own if k in state}
+    missing = [k for k in own if k not in state and ptr[k] not in present_ptrs]
+    unexpected = [k for k in state if k not in own]
+    bad_shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or bad_shape:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if bad_shape:
+            detail.append(f"{len(bad_shape)} with other shapes (e.g. {bad_shape[0]})")
+        raise CheckpointError(
+            f"{source}: weights do not fit architecture {name} ({'; '.join(detail)}); the "
+            "checkpoint was made for another architecture or is corrupt."
+        )
+    model.load_state_dict(state, strict=False)

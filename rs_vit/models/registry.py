@@ -1,0 +1,173 @@
+"""A registry of small entry functions (timm style) funnelled into one factory.
+
+Each entry builds an ``nn.Module`` mapping ``(B, in_channels, H, W)`` to class logits
+``(B, num_classes, H, W)``, and records what the rest of the tool must know about it: family,
+the multiple its tile size must be, a fixed tile size if it has one, pretrained sources.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from rs_vit.errors import ModelError, suggest
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model name."""
+
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+    tile_multiple: int = 32
+    fixed_tile: int | None = None
+    default_tile: int = 256
+    pretrained: tuple[str, ...] = ()
+    is_transformer: bool = True
+    description: str = ""
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def valid_tile(self, tile: int) -> bool:
+        """Whether the model accepts square tiles of this size."""
+        if self.fixed_tile is not None:
+            return tile == self.fixed_tile
+        return tile > 0 and tile % self.tile_multiple == 0
+
+    def nearest_tiles(self, tile: int) -> list[int]:
+        """The valid sizes nearest to ``tile`` (one below, one above)."""
+        if self.fixed_tile is not None:
+            return [self.fixed_tile]
+        m = self.tile_multiple
+        below = (tile // m) * m
+        return [s for s in (below, below + m) if s > 0]
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    family: str,
+    tile_multiple: int = 32,
+    fixed_tile: int | None = None,
+    default_tile: int = 256,
+    pretrained: Sequence[str] = (),
+    is_transformer: bool = True,
+    source: str = "",
+    **extra: Any,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a builder ``fn(in_channels, num_classes, **kwargs) -> nn.Module``."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is registered twice")
+        _REGISTRY[key] = ModelEntry(
+            name=key,
+            family=family,
+            builder=fn,
+            tile_multiple=tile_multiple,
+            fixed_tile=fixed_tile,
+            default_tile=fixed_tile or default_tile,
+            pretrained=tuple(pretrained),
+            is_transformer=is_transformer,
+            description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+            source=source,
+            extra=dict(extra),
+        )
+        return fn
+
+    return wrap
+
+
+def _ensure_zoo() -> None:
+    import rs_vit.models.zoo  # noqa: F401  (registers the entries)
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
+    """Registered model names matching a glob ``pattern`` (and ``family``), sorted."""
+    _ensure_zoo()
+    return sorted(
+        n for n, e in _REGISTRY.items()
+        if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family)
+    )
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; unknown names list the valid choices."""
+    _ensure_zoo()
+    if name not in _REGISTRY:
+        raise ModelError(
+            f"Unknown model {name!r}.{suggest(name, _REGISTRY)} "
+            f"Available: {', '.join(sorted(_REGISTRY))} (see `rs-vit models`)."
+        )
+    return _REGISTRY[name]
+
+
+def check_tile_size(name: str, tile: int) -> None:
+    """Raise :class:`ModelError` naming the nearest valid sizes when ``tile`` is not valid."""
+    entry = get_entry(name)
+    if not entry.valid_tile(tile):
+        if entry.fixed_tile is not None:
+            raise ModelError(
+                f"Model {name} only accepts {entry.fixed_tile}x{entry.fixed_tile} tiles (its "
+                f"token-mixing layers fix the token count); got {tile}. Use --tile-size {entry.fixed_tile}."
+            )
+        near = " or ".join(str(s) for s in entry.nearest_tiles(tile))
+        raise ModelError(
+            f"Tile size {tile} is not valid for model {name}: it must be a multiple of "
+            f"{entry.tile_multiple}; the nearest valid sizes are {near}."
+        )
+
+
+def create_model(
+    name: str,
+    *,
+    in_channels: int,
+    num_classes: int,
+    pretrained: str | None = None,
+    weights: str | None = None,
+    band_names: Sequence[str] | None = None,
+    band_init: str = "mean",
+    drop_path_rate: float = 0.0,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered segmentation model for ``in_channels`` bands and ``num_classes``.
+
+    Args:
+        name: registered name (see :func:`list_models`).
+        in_channels: number of input bands.
+        num_classes: number of output classes.
+        pretrained: ``"imagenet"`` (or a timm tag) to start from pretrained RGB weights, adapted
+            to ``band_names`` by name; None trains from scratch.
+        weights: a local weights file to start from instead of downloading.
+        band_names: canonical band names of the input, used to place pretrained RGB kernels.
+        band_init: how bands without a pretrained counterpart start (mean, zero, random, cycle).
+        drop_path_rate: stochastic depth for transformer encoders.
+        **kwargs: passed to the model's builder.
+    """
+    entry = get_entry(name)
+    if in_channels < 1 or num_classes < 1:
+        raise ModelError(f"in_channels and num_classes must be >= 1 (got {in_channels}, {num_classes}).")
+    if pretrained and pretrained not in entry.pretrained and entry.pretrained == ():
+        raise ModelError(f"Model {name} has no pretrained weights; set pretrained to null.")
+    try:
+        return entry.builder(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            pretrained=pretrained,
+            weights=weights,
+            band_names=list(band_names) if band_names else None,
+            band_init=band_init,
+            drop_path_rate=drop_path_rate,
+            **kwargs,
+        )
+    except TypeError as exc:
+        raise ModelError(f"Model {name}: invalid option ({exc}).") from None
