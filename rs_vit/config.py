@@ -33,9 +33,24 @@ class SceneDef(_Section):
     image: Path
     labels: Path | None = Field(None, description="label raster on the scene grid, or vector labels")
     label_attribute: str = Field("class_id", description="vector attribute holding the class id")
+    label_value: int | None = Field(
+        None, description="class id burnt for every polygon of a vector file without a class attribute"
+    )
     split: Literal["auto", "train", "val"] = Field(
         "auto", description="use the whole scene for training or validation, or split it spatially"
     )
+
+
+class AugmentConfig(_Section):
+    """Training augmentations (albumentations; any number of bands, mask kept aligned)."""
+
+    d4: bool = Field(True, description="random flips and 90-degree rotations (the dihedral group D4)")
+    scale: tuple[float, float] | None = Field(
+        None, description="random rescale range, e.g. [0.75, 1.33], then crop back to the tile"
+    )
+    brightness: float = Field(0.0, ge=0.0, description="per-band brightness jitter (in normalised units)")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="per-band contrast jitter (relative)")
+    p_jitter: float = Field(0.5, ge=0.0, le=1.0, description="probability of the per-band jitter")
 
 
 class DataConfig(_Section):
@@ -51,7 +66,29 @@ class DataConfig(_Section):
         None, description="class id for pixels no vector polygon covers (None: ignore them)"
     )
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of each 'auto' scene held out")
+    split_mode: Literal["rows", "blocks"] = Field(
+        "rows",
+        description="how 'auto' scenes are split: rows (the bottom val_fraction of rows) or blocks "
+        "(square spatial blocks assigned to train/val at random with the seed)",
+    )
+    block_size: int | None = Field(
+        None, ge=16, description="side of the split blocks in pixels (default: 4 x tile_size)"
+    )
+    chips: Path | None = Field(
+        None, description="chip folder written by `rs-vit tile` (images/ + masks/); chips are split by chip"
+    )
     stats_samples: int = Field(2_000_000, gt=0, description="pixels sampled per band for statistics")
+    class_balanced: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="share of training windows centred on a pixel of a class drawn uniformly (rare classes seen)",
+    )
+    max_invalid: float = Field(
+        0.9, ge=0.0, le=1.0, description="skip training windows with more ignored/nodata pixels than this share"
+    )
+    cache_mb: float = Field(
+        2048.0, ge=0.0, description="scenes smaller than this are held in memory; larger ones are read window by window"
+    )
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("classes")
     @classmethod
@@ -77,6 +114,17 @@ class ModelConfig(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
 
 
+class DistillConfig(_Section):
+    """DeiT-style pixel-wise distillation from a teacher checkpoint."""
+
+    teacher: Path | None = Field(None, description="teacher checkpoint folder (e.g. a CNN's runs/x/best)")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the distillation loss (1 - alpha: ground truth)")
+    temperature: float = Field(2.0, gt=0.0, description="softmax temperature of the soft targets")
+    mode: Literal["soft", "hard", "both"] = Field(
+        "soft", description="soft: KL to the teacher's tempered softmax; hard: CE to its argmax; both: their mean"
+    )
+
+
 class TrainConfig(_Section):
     """The optimisation loop."""
 
@@ -96,6 +144,25 @@ class TrainConfig(_Section):
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
     val_overlap: float = Field(0.25, ge=0.0, lt=1.0)
     overwrite: bool = Field(False, description="replace an existing run directory")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (transformers) or sgd (momentum 0.9, fine-tuning)")
+    min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0, description="final learning rate / peak learning rate (cosine)")
+    layer_decay: float | None = Field(
+        None, gt=0.0, le=1.0, description="layer-wise lr decay for the encoder (e.g. 0.75); None: off"
+    )
+    grad_clip: float | None = Field(1.0, gt=0.0, description="clip the gradient norm to this; None: off")
+    grad_accum: int = Field(1, ge=1, description="accumulate gradients over this many batches per step")
+    channels_last: bool = Field(True, description="channels-last memory format (faster convolutions)")
+    loss: str = Field(
+        "ce", description="ce, dice, focal, lovasz or a weighted sum, e.g. 'ce+dice' or 'ce:1+lovasz:0.5'"
+    )
+    class_weights: list[float] | None = Field(None, description="cross-entropy weight per class")
+    early_stopping: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better validation mIoU"
+    )
+    init_from: Path | None = Field(None, description="start from the weights of an rs-vit checkpoint")
+    plots: bool = Field(True, description="write curves.png and val_samples.png at the end")
+    tensorboard: bool = Field(True, description="also log to TensorBoard when it is installed")
+    deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (slower)")
 
 
 class RunConfig(_Section):
@@ -104,9 +171,26 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        bs = self.data.block_size
+        if bs is not None and bs < self.train.tile_size:
+            raise ValueError(
+                f"data.block_size ({bs}) must be at least train.tile_size ({self.train.tile_size}) so "
+                "training windows fit inside training blocks"
+            )
+        if self.train.class_weights is not None and self.data.classes and (
+            len(self.train.class_weights) != len(self.data.classes)
+        ):
+            raise ValueError(
+                f"train.class_weights has {len(self.train.class_weights)} values but "
+                f"{len(self.data.classes)} classes are declared"
+            )
+        from rs_vit.train.losses import parse_loss_spec
+
+        parse_loss_spec(self.train.loss)
         return self
 
 
@@ -180,7 +264,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     ``data.classes`` given as a string is read as a classes YAML file.
     """
     data: dict[str, Any] = load_yaml(path) if path else {}
-    base = Path(path).parent if path else Path(".")
+    if path:  # paths written in the YAML are relative to it; paths given as flags to the CWD
+        _resolve_paths(data, Path(path).parent)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -192,16 +277,29 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 raise ConfigError(f"Cannot set {key}: {part} is not a section.")
         cur[last] = value
     d = data.get("data")
-    if isinstance(d, dict):
-        if isinstance(d.get("classes"), str):
-            cpath = Path(d["classes"])
-            d["classes"] = [c.model_dump() for c in load_classes(cpath if cpath.is_absolute() else base / cpath)]
-        for s in d.get("scenes", []) or []:
-            if isinstance(s, dict):
-                for k in ("image", "labels"):
-                    if s.get(k) and not Path(s[k]).is_absolute() and path:
-                        s[k] = str(base / s[k])
+    if isinstance(d, dict) and isinstance(d.get("classes"), str):
+        d["classes"] = [c.model_dump() for c in load_classes(d["classes"])]
     return parse_config(data, source=str(path) if path else "options")
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the relative input paths of a YAML config absolute against its folder (in place)."""
+
+    def fix(section: Any, key: str) -> None:
+        if isinstance(section, dict) and isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
+            section[key] = str(base / section[key])
+
+    d = data.get("data")
+    if isinstance(d, dict):
+        fix(d, "classes")
+        fix(d, "chips")
+        for s in d.get("scenes", []) or []:
+            fix(s, "image")
+            fix(s, "labels")
+    fix(data.get("train"), "init_from")
+    fix(data.get("train"), "out_dir")
+    fix(data.get("model"), "weights")
+    fix(data.get("distill"), "teacher")
 
 
 def dump_config(cfg: BaseModel) -> str:

@@ -20,6 +20,12 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ConfigError(f"Unknown device {device!r}; use auto, cpu, cuda or cuda:N.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"Device {device!r} was asked for but no CUDA GPU is available; use --device cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ConfigError(f"Device {device!r} does not exist: this machine has {n} CUDA GPU(s) "
+                          f"(cuda:0 … cuda:{n - 1}).")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"Device {device!r} is not supported; use auto, cpu, cuda or cuda:N.")
     return dev
 
 

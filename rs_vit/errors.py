@@ -38,6 +38,11 @@ class OutputError(RsVitError):
     """An output cannot be written (exists, folder missing, read-only, disk full)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread of the ``rs-vit`` command when it receives ``SIGTERM``, so that
+    the same clean-up as for Ctrl-C runs (temporary outputs removed, nothing partial committed)."""
+
+
 def suggest(value: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)

@@ -12,6 +12,7 @@ from rs_vit.cli.app import app, echo, handle_errors
 
 ENGINE = "Sliding windows"
 INPUT = "Input bands"
+OUTPUTS = "Outputs"
 
 
 @app.command("predict")
@@ -19,27 +20,47 @@ INPUT = "Input bands"
 def predict_cmd(
     scenes: Annotated[list[str], typer.Argument(help="Scene GeoTIFF(s) or glob patterns.")],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-k", help="Checkpoint folder (e.g. runs/x/best).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output mask GeoTIFF (one scene).")] = None,
-    out_dir: Annotated[Path | None, typer.Option(help="Output folder (several scenes): <name>_mask.tif each.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output mask GeoTIFF (one scene).", rich_help_panel=OUTPUTS)] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Output folder (several scenes): <name>_mask.tif each.", rich_help_panel=OUTPUTS)] = None,
+    probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write per-class probabilities (<mask>_probs.tif).", rich_help_panel=OUTPUTS)] = False,
+    confidence: Annotated[bool, typer.Option("--confidence", help="Also write the maximum probability (<mask>_confidence.tif).", rich_help_panel=OUTPUTS)] = False,
+    prob_dtype: Annotated[str, typer.Option(help="uint8 (probability x 254, nodata 255) or float32.", rich_help_panel=OUTPUTS)] = "uint8",
+    vector: Annotated[Path | None, typer.Option(help="Also write class polygons: a .gpkg file (one scene) or a folder (several scenes).", rich_help_panel=OUTPUTS)] = None,
+    min_area: Annotated[float, typer.Option(help="Drop polygons smaller than this (CRS units², e.g. m²).", rich_help_panel=OUTPUTS)] = 0.0,
+    simplify: Annotated[float, typer.Option(help="Polygon simplification tolerance (CRS units), 0 = none.", rich_help_panel=OUTPUTS)] = 0.0,
+    cog: Annotated[bool, typer.Option("--cog", help="Write Cloud Optimised GeoTIFFs with overviews.", rich_help_panel=OUTPUTS)] = False,
     tile_size: Annotated[int | None, typer.Option(help="Window size (default: the checkpoint's).", rich_help_panel=ENGINE)] = None,
-    overlap: Annotated[float, typer.Option(help="Window overlap: fraction (<1) or pixels (>=1).", rich_help_panel=ENGINE)] = 0.5,
-    blend: Annotated[str, typer.Option(help="hann, gaussian, triangular, spline, uniform or crop.", rich_help_panel=ENGINE)] = "hann",
+    overlap: Annotated[float | None, typer.Option(help="Window overlap: fraction (<1) or pixels (>=1); default 0.25.", rich_help_panel=ENGINE)] = None,
+    blend: Annotated[str | None, typer.Option(help="hann, gaussian, triangular, spline, uniform or crop; default hann.", rich_help_panel=ENGINE)] = None,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.", rich_help_panel=ENGINE)] = 4,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=ENGINE)] = "auto",
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip (2 views) or d4 (8 views).", rich_help_panel=ENGINE)] = "none",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (slow start, faster windows).", rich_help_panel=ENGINE)] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK).", rich_help_panel=ENGINE)] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.", rich_help_panel=ENGINE)] = "auto",
+    read_threads: Annotated[int, typer.Option(help="GDAL decoding threads of the background reader.", rich_help_panel=ENGINE)] = 2,
     bands: Annotated[str | None, typer.Option(help="Comma-separated names of the scene's bands.", rich_help_panel=INPUT)] = None,
     sensor: Annotated[str | None, typer.Option(help="Sensor preset naming the scene's bands.", rich_help_panel=INPUT)] = None,
     nodata: Annotated[float | None, typer.Option(help="Input nodata value (default: the scene's).", rich_help_panel=INPUT)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per scene.")] = True,
 ) -> None:
-    """Predict class masks with overlapping, blended windows; outputs keep the scene's georeferencing."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    """Predict class masks with overlapping, blended windows; outputs keep the scene's georeferencing.
+
+    Under `torchrun --nproc-per-node N`, scenes are shared out across the N processes
+    (process k takes every N-th scene from the k-th), each on its own GPU.
+    """
+    from rich.console import Console
+    from rich.table import Table
 
     from rs_vit.errors import ConfigError, InputError
-    from rs_vit.infer.engine import SlidingWindowPredictor, predict_scene
+    from rs_vit.infer.blend import BLENDS
+    from rs_vit.infer.engine import DEFAULT_BLEND, DEFAULT_OVERLAP, PROB_DTYPES, SlidingWindowPredictor, predict_scene
+    from rs_vit.infer.grid import check_tile, overlap_pixels
+    from rs_vit.infer.progress import rich_progress
+    from rs_vit.infer.shard import current_rank, rank_device, shard
+    from rs_vit.infer.tta import transforms
     from rs_vit.io.atomic import check_output
-    from rs_vit.models.checkpoint import load_model
+    from rs_vit.models.checkpoint import load_model, read_spec
 
     paths: list[Path] = []
     for s in scenes:
@@ -52,36 +73,73 @@ def predict_cmd(
     if out is None and out_dir is None:
         raise ConfigError("Give --out mask.tif (one scene) or --out-dir folder/ (several scenes).")
     targets = [out] if out is not None else [Path(out_dir) / f"{p.stem}_mask.tif" for p in paths]  # type: ignore[arg-type]
+    many = out is None
+    if vector is not None and many:
+        if vector.suffix.lower() == ".gpkg":
+            raise ConfigError(f"--vector {vector}: with --out-dir give a folder; each scene gets <name>_mask.gpkg.")
+        vector.mkdir(parents=True, exist_ok=True)
+    vectors = [(vector / f"{t.stem}.gpkg" if many else vector) if vector is not None else None for t in targets]
+    rank = current_rank()
+    if rank.distributed:  # each torchrun process takes its share of the scenes
+        paths, targets, vectors = shard(paths, rank), shard(targets, rank), shard(vectors, rank)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     for t in targets:  # fail before loading the model or reading anything
         check_output(t, overwrite=overwrite, label="output mask")
     band_list = [b.strip() for b in bands.split(",")] if bands else None
+    spec = read_spec(checkpoint)  # check the options before loading weights or reading scenes
+    tile = spec.tile_size if tile_size is None else tile_size
+    check_tile(spec.name, tile, tile_multiple=spec.extra.get("tile_multiple"), fixed_tile=spec.extra.get("fixed_tile"))
+    overlap_pixels(tile, DEFAULT_OVERLAP if overlap is None else overlap)
+    if blend is not None and blend not in BLENDS:
+        raise ConfigError(f"Unknown --blend {blend!r}; choose one of {', '.join(BLENDS)}.")
+    transforms(tta)
+    if prob_dtype not in PROB_DTYPES:
+        raise ConfigError(f"Unknown --prob-dtype {prob_dtype!r}; choose uint8 or float32.")
     model, spec = load_model(checkpoint)
-    predictor = SlidingWindowPredictor(model, spec, tile_size=tile_size, overlap=overlap, blend=blend,
-                                       batch_size=batch_size, device=device, precision=precision)
+    predictor = SlidingWindowPredictor(
+        model, spec, tile_size=tile_size, overlap=DEFAULT_OVERLAP if overlap is None else overlap,
+        blend=blend or DEFAULT_BLEND, batch_size=batch_size, device=rank_device(device, rank),
+        precision=precision, tta=tta, compile=compile, read_threads=read_threads)
+    console = Console(stderr=True)
+    prefix = f"[rank {rank.rank}/{rank.world}] " if rank.distributed else ""
+    echo(f"{prefix}{len(paths)} scene(s); {spec.name}; {predictor.describe()}")
 
     def make_bar(total: int, name: str):
-        bar = Progress(TextColumn(name), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
-                       TextColumn("{task.speed} win/s" if False else ""), TimeRemainingColumn(),
-                       disable=not progress, transient=True)
-        bar.start()
-        task = bar.add_task(name, total=total)
-
-        def tick(n: int) -> None:
-            bar.update(task, advance=n)
-            if bar.tasks[task].finished:
-                bar.stop()
-
-        return tick
+        return rich_progress(total, name, console=console, disable=not progress)
 
     results = []
-    for path, target in zip(paths, targets):
-        r = predict_scene(path, target, predictor=predictor, bands=band_list, sensor=sensor,
-                          nodata=nodata, overwrite=overwrite, progress=make_bar)
+    failed: list[str] = []
+    for path, target, vec in zip(paths, targets, vectors):
+        try:
+            r = predict_scene(path, target, predictor=predictor, bands=band_list, sensor=sensor,
+                          nodata=nodata, overwrite=overwrite, progress=make_bar,
+                          probabilities=probabilities, confidence=confidence, prob_dtype=prob_dtype,
+                          vector=vec, min_area=min_area, simplify=simplify, cog=cog)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise
+            failed.append(path.name)  # one bad scene does not stop a batch
+            console.print(f"{prefix}{path.name}: skipped: {exc}", style="red", markup=False)
+            continue
         results.append(r)
-        echo(f"{r.scene.name}: {r.windows} windows ({r.windows_skipped} all-nodata skipped) in "
-             f"{r.seconds:.1f}s, {r.windows_per_second:.1f} windows/s -> {r.out}")
+        extra = "".join(f", {k} -> {v}" for k, v in r.outputs.items() if k != "mask")
+        echo(f"{prefix}{r.scene.name}: {r.windows} windows ({r.windows_skipped} all-nodata skipped) in "
+             f"{r.seconds:.1f}s, {r.windows_per_second:.1f} windows/s, {r.megapixels_per_second:.2f} MP/s "
+             f"-> {r.out}{extra}")
     if len(results) > 1:
+        table = Table(title=f"{prefix}{len(results)} scenes")
+        for col in ("scene", "size", "windows", "skipped", "seconds", "win/s", "output"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(r.scene.name, f"{r.width}x{r.height}", str(r.windows), str(r.windows_skipped),
+                          f"{r.seconds:.1f}", f"{r.windows_per_second:.1f}", str(r.out))
         total = sum(r.seconds for r in results)
-        echo(f"{len(results)} scenes in {total:.1f}s")
+        wins = sum(r.windows + r.windows_skipped for r in results)
+        table.add_row("total", "", str(sum(r.windows for r in results)),
+                      str(sum(r.windows_skipped for r in results)), f"{total:.1f}",
+                      f"{wins / total:.1f}" if total else "", "")
+        Console().print(table)
+    if failed:
+        raise InputError(f"{len(failed)} of {len(paths)} scenes could not be predicted ({', '.join(failed)}); "
+                         "see the messages above.")

@@ -1,4 +1,10 @@
-"""Window datasets: random training windows inside the training rows, a grid over validation rows."""
+"""Window datasets: random training windows entirely inside the train cells of the scenes
+(optionally class-balanced), and a grid of windows over the validation cells.
+
+Each training item is drawn from its own seeded generator ``(seed, epoch, index)``, so an epoch
+is the same set of windows whatever the number of workers or ranks, and a resumed run sees
+exactly the windows an uninterrupted run would have seen.
+"""
 
 from __future__ import annotations
 
@@ -8,89 +14,155 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rs_vit.data.augment import Augment
 from rs_vit.data.scenes import LabeledScene
+from rs_vit.data.split import TRAIN, VAL
+from rs_vit.errors import ConfigError
 from rs_vit.infer.grid import window_starts
 from rs_vit.io.raster import normalize
 
 
-def _crop(scene: LabeledScene, r: int, c: int, tile: int, rows: tuple[int, int],
-          mean: np.ndarray, std: np.ndarray, ignore: int) -> tuple[np.ndarray, np.ndarray]:
-    """A ``tile × tile`` window at (r, c) clipped to ``rows``; padded with 0 / ignore."""
-    r1 = min(r + tile, rows[1])
-    c1 = min(c + tile, scene.image.shape[2])
-    img = normalize(scene.image[:, r:r1, c:c1], mean, std, scene.invalid[r:r1, c:c1])
-    lab = scene.labels[r:r1, c:c1]
-    x = np.zeros((img.shape[0], tile, tile), dtype=np.float32)
+def read_window(scene: LabeledScene, r: int, c: int, tile: int, mean: np.ndarray, std: np.ndarray,
+                ignore: int) -> tuple[np.ndarray, np.ndarray]:
+    """A normalised ``tile × tile`` window at (r, c), clipped to the scene and padded (0 / ignore)."""
+    h, w = min(tile, scene.height - r), min(tile, scene.width - c)
+    raw, lab, inv = scene.read(r, c, h, w)
+    x = np.zeros((raw.shape[0], tile, tile), dtype=np.float32)
     y = np.full((tile, tile), ignore, dtype=np.int64)
-    x[:, : r1 - r, : c1 - c] = img
-    y[: r1 - r, : c1 - c] = lab
+    x[:, :h, :w] = normalize(raw, mean, std, inv)
+    y[:h, :w] = lab
     return x, y
 
 
 class RandomWindows(Dataset):
-    """``length`` random windows from the training rows of the scenes (area-weighted), with
-    optional augmentation (an albumentations transform taking ``image`` HWC and ``mask``)."""
+    """``length`` random training windows (area-weighted over scenes) with optional augmentation.
+
+    Args:
+        scenes: the training scenes (only their train cells are sampled).
+        tile: window size.
+        length: windows per epoch.
+        mean, std: per-band normalisation.
+        ignore_index: label value excluded from the loss.
+        seed: base seed.
+        augment: an :class:`~rs_vit.data.augment.Augment` or None.
+        max_invalid: windows with a larger share of ignored pixels are redrawn (up to 20 times).
+        class_balanced: share of windows centred on a pixel of a uniformly drawn class.
+    """
 
     def __init__(self, scenes: Sequence[LabeledScene], tile: int, length: int, mean: np.ndarray,
-                 std: np.ndarray, ignore_index: int, seed: int = 0, augment=None,
-                 max_invalid: float = 0.9) -> None:
-        self.scenes = [s for s in scenes if s.train_rows[1] > s.train_rows[0]]
+                 std: np.ndarray, ignore_index: int, seed: int = 0, augment: Augment | None = None,
+                 max_invalid: float = 0.9, class_balanced: float = 0.0) -> None:
+        self.scenes = [s for s in scenes if s.split.area(TRAIN) > 0]
+        if not self.scenes:
+            raise ConfigError("No scene has a training area; set split: train on a scene or lower val_fraction.")
         self.tile, self.length, self.mean, self.std = tile, length, mean, std
         self.ignore, self.seed, self.augment, self.max_invalid = ignore_index, seed, augment, max_invalid
-        areas = np.array([(s.train_rows[1] - s.train_rows[0]) * s.image.shape[2] for s in self.scenes], float)
+        self.class_balanced = class_balanced
+        areas = np.array([s.split.area(TRAIN) for s in self.scenes], float)
         self.p = areas / areas.sum()
+        self.anchors = [s.split.anchor_windows(tile, TRAIN) for s in self.scenes]
+        if not any(self.anchors):
+            raise ConfigError(
+                f"No {tile}x{tile} training window fits inside the training area; lower "
+                "train.tile_size, raise data.block_size or lower data.val_fraction."
+            )
+        self.class_pixels: dict[int, list[tuple[int, np.ndarray]]] = {}
+        if class_balanced > 0:
+            self._index_classes()
         self.epoch = 0
 
+    def _index_classes(self, per_class: int = 20_000) -> None:
+        """Up to ``per_class`` train-cell pixel positions of each class per scene (from a label overview)."""
+        rng = np.random.default_rng(self.seed)
+        for si, s in enumerate(self.scenes):
+            lab, f = s.label_overview()
+            train = np.zeros(lab.shape, bool)
+            for r0, r1, c0, c1 in s.split.cells(TRAIN):
+                train[-(-r0 // f):-(-r1 // f), -(-c0 // f):-(-c1 // f)] = True
+            for k in s.class_values:
+                rr, cc = np.nonzero((lab == k) & train)
+                if rr.size == 0:
+                    continue
+                pick = rng.choice(rr.size, size=min(per_class, rr.size), replace=False)
+                self.class_pixels.setdefault(k, []).append((si, np.stack([rr[pick], cc[pick]], 1) * f))
+
     def set_epoch(self, epoch: int) -> None:
+        """Draw a new set of windows (the dataset is re-seeded per epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
         return self.length
 
+    def _position(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        t = self.tile
+        if self.class_pixels and rng.random() < self.class_balanced:
+            classes = sorted(self.class_pixels)
+            entries = self.class_pixels[classes[int(rng.integers(len(classes)))]]
+            si, pix = entries[int(rng.integers(len(entries)))]
+            s = self.scenes[si]
+            for _ in range(30):
+                pr, pc = pix[int(rng.integers(len(pix)))]
+                r = int(np.clip(pr - rng.integers(t), 0, max(0, s.height - t)))
+                c = int(np.clip(pc - rng.integers(t), 0, max(0, s.width - t)))
+                if s.split.window_inside(r, c, min(t, s.height), min(t, s.width), TRAIN):
+                    return si, r, c
+        si = int(rng.choice(len(self.scenes), p=self.p))
+        s = self.scenes[si]
+        th, tw = min(t, s.height), min(t, s.width)
+        for _ in range(30):
+            r = int(rng.integers(0, s.height - th + 1))
+            c = int(rng.integers(0, s.width - tw + 1))
+            if s.split.window_inside(r, c, th, tw, TRAIN):
+                return si, r, c
+        candidates = [(i, a) for i in range(len(self.scenes)) for a in self.anchors[i]]
+        i, (r, c) = candidates[int(rng.integers(len(candidates)))]
+        return i, r, c
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((self.seed, self.epoch, i))
         for _ in range(20):  # skip windows that are mostly nodata / unlabelled
-            s = self.scenes[rng.choice(len(self.scenes), p=self.p)]
-            r0, r1 = s.train_rows
-            W = s.image.shape[2]
-            r = int(rng.integers(r0, max(r0, r1 - self.tile) + 1))
-            c = int(rng.integers(0, max(0, W - self.tile) + 1))
-            x, y = _crop(s, r, c, self.tile, s.train_rows, self.mean, self.std, self.ignore)
+            si, r, c = self._position(rng)
+            x, y = read_window(self.scenes[si], r, c, self.tile, self.mean, self.std, self.ignore)
             if (y == self.ignore).mean() <= self.max_invalid:
                 break
-        if self.augment is not None:
-            out = self.augment(image=np.ascontiguousarray(x.transpose(1, 2, 0)), mask=y)
-            x = np.ascontiguousarray(out["image"].transpose(2, 0, 1))
-            y = np.ascontiguousarray(out["mask"])
-        return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+        if self.augment:
+            x, y = self.augment(x, y, seed=int(rng.integers(2**31)))
+        return torch.from_numpy(x), torch.from_numpy(y)
 
 
 class GridWindows(Dataset):
-    """Windows on a grid over the validation rows; ``count_mask`` marks pixels counted once."""
+    """Windows on a grid over the validation cells; every validation pixel is counted once.
+
+    Windows are shifted to stay inside the scene (so the model sees real context), and label
+    pixels outside the cell, or already counted by another window, are set to ``ignore_index``.
+    """
 
     def __init__(self, scenes: Sequence[LabeledScene], tile: int, mean: np.ndarray,
                  std: np.ndarray, ignore_index: int) -> None:
         self.tile, self.mean, self.std, self.ignore = tile, mean, std, ignore_index
         self.items: list[tuple[LabeledScene, int, int, np.ndarray]] = []
         for s in scenes:
-            v0, v1 = s.val_rows
-            if v1 <= v0:
-                continue
-            W = s.image.shape[2]
-            counted = np.zeros((v1 - v0, W), dtype=bool)
-            for r in window_starts(v1 - v0, tile, tile):
-                for c in window_starts(W, tile, tile):
-                    h, w = min(tile, v1 - v0 - r), min(tile, W - c)
-                    m = np.zeros((tile, tile), dtype=bool)
-                    m[:h, :w] = ~counted[r: r + h, c: c + w]
-                    counted[r: r + h, c: c + w] = True
-                    self.items.append((s, v0 + r, c, m))
+            for r0, r1, c0, c1 in s.split.cells(VAL):
+                counted = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+                for dr in window_starts(r1 - r0, tile, tile):
+                    for dc in window_starts(c1 - c0, tile, tile):
+                        r = max(0, min(r0 + dr, s.height - tile))
+                        c = max(0, min(c0 + dc, s.width - tile))
+                        m = np.zeros((tile, tile), dtype=bool)
+                        # the part of this window inside the cell
+                        a0, a1 = max(r, r0), min(r + tile, r1)
+                        b0, b1 = max(c, c0), min(c + tile, c1)
+                        sub = ~counted[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
+                        m[a0 - r:a1 - r, b0 - c:b1 - c] = sub
+                        counted[a0 - r0:a1 - r0, b0 - c0:b1 - c0] = True
+                        if m.any():
+                            self.items.append((s, r, c, m))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         s, r, c, m = self.items[i]
-        x, y = _crop(s, r, c, self.tile, s.val_rows, self.mean, self.std, self.ignore)
+        x, y = read_window(s, r, c, self.tile, self.mean, self.std, self.ignore)
         y = np.where(m, y, self.ignore)
         return torch.from_numpy(x), torch.from_numpy(y)

@@ -1,13 +1,23 @@
-"""Training scenes in memory: image, labels on the same grid, and a spatial train/val split."""
+"""Training scenes: an image, its labels on the same grid and a spatial train/val split.
+
+Small scenes (below ``data.cache_mb``) are read once and held in memory; larger ones are read
+window by window with rasterio (vector labels are rasterised per window), so a scene larger than
+memory can be trained on. Either way :meth:`LabeledScene.read` returns the same arrays.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
 
 from rs_vit.config import DataConfig, SceneDef
+from rs_vit.data.split import TRAIN, VAL, Split, block_split, row_split, whole_scene
 from rs_vit.errors import ConfigError, InputError
 from rs_vit.io.bands import match_bands
 from rs_vit.io.labels import is_vector, load_vector_labels, rasterize_labels, read_label_raster
@@ -16,18 +26,128 @@ from rs_vit.io.raster import SceneInfo, invalid_mask, open_raster, scene_info
 
 @dataclass
 class LabeledScene:
-    """A scene's selected bands and labels; ``train_rows``/``val_rows`` are the split."""
+    """A scene's selected bands, its labels and its split.
+
+    ``image``/``labels``/``invalid`` are held in memory for cached scenes and are None for
+    scenes read window by window.
+    """
 
     info: SceneInfo
-    image: np.ndarray  # (C, H, W) raw dtype
-    labels: np.ndarray  # (H, W) int64, ignore_index where unusable
-    invalid: np.ndarray  # (H, W) bool image nodata
-    train_rows: tuple[int, int]
-    val_rows: tuple[int, int]
+    band_indexes: list[int]  # 0-based indexes of the selected bands in the file
+    split: Split
+    labels_path: Path
+    class_values: list[int]
+    ignore_index: int
+    ignore_values: list[int] = field(default_factory=list)
+    gdf: Any = None  # vector labels in the scene CRS (GeoDataFrame) or None for a label raster
+    attribute: str | None = None
+    background: int | None = None
+    image: np.ndarray | None = None  # (C, H, W) raw dtype
+    labels: np.ndarray | None = None  # (H, W) int64, ignore_index where unusable
+    invalid: np.ndarray | None = None  # (H, W) bool image nodata
+    _handles: dict[tuple[int, str], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def height(self) -> int:
+        return self.info.height
+
+    @property
+    def width(self) -> int:
+        return self.info.width
+
+    @property
+    def cached(self) -> bool:
+        return self.image is not None
+
+    # Back-compatible view of the skeleton's row split (first train/val cells' rows).
+    @property
+    def train_rows(self) -> tuple[int, int]:
+        cells = self.split.cells(TRAIN)
+        return (min(c[0] for c in cells), max(c[1] for c in cells)) if cells else (0, 0)
+
+    @property
+    def val_rows(self) -> tuple[int, int]:
+        cells = self.split.cells(VAL)
+        return (min(c[0] for c in cells), max(c[1] for c in cells)) if cells else (0, 0)
+
+    def _src(self, path: Path) -> Any:
+        key = (os.getpid(), str(path))  # one handle per process (DataLoader workers fork)
+        if key not in self._handles:
+            self._handles[key] = open_raster(path)
+        return self._handles[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
+    def read(self, r: int, c: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image (C,h,w) raw, labels (h,w) int64, invalid (h,w) bool)`` of a window inside the scene."""
+        if self.image is not None:
+            assert self.labels is not None and self.invalid is not None
+            return (self.image[:, r:r + h, c:c + w], self.labels[r:r + h, c:c + w],
+                    self.invalid[r:r + h, c:c + w])
+        win = Window(c, r, w, h)
+        img = self._src(self.info.path).read([i + 1 for i in self.band_indexes], window=win)
+        lab = self._read_labels(win)
+        inv = invalid_mask(img, self.info.nodata)
+        lab[inv] = self.ignore_index
+        return img, lab, inv
+
+    def _read_labels(self, win: Window | None) -> np.ndarray:
+        if self.gdf is not None:
+            assert self.attribute is not None
+            return rasterize_labels(self.gdf, self.info, self.attribute, class_values=self.class_values,
+                                    background=self.background, ignore_index=self.ignore_index,
+                                    window=win, source=self.labels_path.name)
+        lab = read_label_raster(self.labels_path, self.info, window=win, ignore_index=self.ignore_index,
+                                ignore_values=self.ignore_values)
+        check_label_values(lab, self.class_values, self.ignore_index, self.labels_path)
+        return lab
+
+    def label_overview(self, max_pixels: int = 4_000_000) -> tuple[np.ndarray, int]:
+        """Labels decimated by an integer factor so they hold at most ``max_pixels``: ``(labels, factor)``."""
+        f = max(1, int(np.ceil(np.sqrt(self.height * self.width / max_pixels))))
+        if self.labels is not None:
+            return self.labels[::f, ::f], f
+        out = np.empty(((self.height + f - 1) // f, (self.width + f - 1) // f), np.int64)
+        step = 1024 // f * f or f
+        for r in range(0, self.height, step):  # strips of rows: bounded memory
+            h = min(step, self.height - r)
+            out[r // f:(r + h + f - 1) // f] = self.read(r, 0, h, self.width)[1][::f, ::f]
+        return out, f
 
 
-def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = None) -> LabeledScene:
-    """Read a scene and its labels; band order follows ``band_names`` (matched by name)."""
+def check_label_values(labels: np.ndarray, class_values: Sequence[int], ignore: int, path: Path) -> None:
+    """Refuse label values that are neither declared classes nor ignored."""
+    bad = np.setdiff1d(np.unique(labels), [*class_values, ignore])
+    if bad.size:
+        raise InputError(
+            f"{Path(path).name}: holds label value(s) {bad.tolist()[:10]} that are not declared "
+            f"classes {list(class_values)} nor ignored ({ignore}); declare them in classes or add "
+            "them to data.ignore_values."
+        )
+
+
+def make_split(sd: SceneDef, data: DataConfig, height: int, width: int, tile: int, seed: int) -> Split:
+    """The split of one scene: whole scene for ``split: train|val``, else rows or blocks."""
+    if sd.split == "train":
+        return whole_scene(height, width, TRAIN)
+    if sd.split == "val":
+        return whole_scene(height, width, VAL)
+    if data.split_mode == "blocks":
+        return block_split(height, width, data.block_size or 4 * tile, data.val_fraction, seed)
+    return row_split(height, width, data.val_fraction)
+
+
+def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = None, *,
+               tile: int = 256, seed: int = 0) -> LabeledScene:
+    """Open a scene and its labels; band order follows ``band_names`` (matched by name).
+
+    Raises:
+        InputError: unreadable files, labels off the scene grid, undeclared class values,
+            vector labels without CRS or not overlapping the scene.
+    """
     info = scene_info(sd.image, bands=data.bands, sensor=data.sensor)
     indexes = (
         match_bands(info.band_names, band_names, scene_label=f"Scene {info.path.name}")
@@ -35,33 +155,35 @@ def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = No
     )
     if sd.labels is None:
         raise ConfigError(f"Scene {sd.image}: has no labels; add 'labels:' to train on it.")
-    with open_raster(info.path) as src:
-        image = src.read([i + 1 for i in indexes])
     sel = SceneInfo(**{**info.__dict__, "band_names": [info.band_names[i] for i in indexes]})
-    ignore = data.ignore_index
     class_values = [c.id for c in data.classes]
+    split = make_split(sd, data, info.height, info.width, tile, seed + _stable_hash(str(sd.image)))
+    scene = LabeledScene(sel, indexes, split, Path(sd.labels), class_values, data.ignore_index,
+                         list(data.ignore_values))
     if is_vector(sd.labels):
-        gdf = load_vector_labels(sd.labels, sel, sd.label_attribute)
-        labels = rasterize_labels(gdf, sel, sd.label_attribute, class_values=class_values,
-                                  background=data.background, ignore_index=ignore,
-                                  source=Path(sd.labels).name)
-    else:
-        labels = read_label_raster(sd.labels, sel, ignore_index=ignore, ignore_values=data.ignore_values)
-        bad = np.setdiff1d(np.unique(labels), [*class_values, ignore])
-        if bad.size:
-            raise InputError(
-                f"{Path(sd.labels).name}: holds label value(s) {bad.tolist()[:10]} that are not declared "
-                f"classes {class_values} nor ignored ({ignore}); declare them or add them to "
-                "data.ignore_values."
-            )
-    invalid = invalid_mask(image, info.nodata)
-    labels[invalid] = ignore
-    H = info.height
-    if sd.split == "train":
-        tr, va = (0, H), (H, H)
-    elif sd.split == "val":
-        tr, va = (0, 0), (0, H)
-    else:  # the bottom val_fraction of rows is held out: a spatial block split, no pixel leaks
-        cut = int(round(H * (1.0 - data.val_fraction)))
-        tr, va = (0, cut), (cut, H)
-    return LabeledScene(sel, image, labels, invalid, tr, va)
+        if sd.label_value is not None:
+            if sd.label_value not in class_values:
+                raise InputError(f"{Path(sd.labels).name}: label_value {sd.label_value} is not a declared "
+                                 f"class {class_values}; declare it or change label_value.")
+            scene.gdf = load_vector_labels(sd.labels, sel, None)
+            scene.gdf["_rs_vit_class"] = sd.label_value
+            scene.attribute = "_rs_vit_class"
+        else:
+            scene.gdf = load_vector_labels(sd.labels, sel, sd.label_attribute)
+            scene.attribute = sd.label_attribute
+        scene.background = data.background
+    itemsize = np.dtype(info.dtype).itemsize
+    if len(indexes) * info.height * info.width * itemsize / 2**20 <= data.cache_mb:
+        with open_raster(info.path) as src:
+            scene.image = src.read([i + 1 for i in indexes])
+        scene.labels = scene._read_labels(None)
+        scene.invalid = invalid_mask(scene.image, info.nodata)
+        scene.labels[scene.invalid] = data.ignore_index
+    return scene
+
+
+def _stable_hash(text: str) -> int:
+    """A small hash that does not change between processes (unlike ``hash``)."""
+    import zlib
+
+    return zlib.crc32(text.encode()) % 100_003

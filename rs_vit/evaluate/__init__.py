@@ -29,16 +29,23 @@ __all__ = [
     "boundary_f1",
     "boundary_mask",
     "compute_metrics",
+    "evaluate_checkpoint",
+    "evaluate_mask",
     "format_table",
     "plot_confusion_matrix",
     "required_halo",
+    "run_grid",
     "write_json",
 ]
 
 
 def __getattr__(name: str) -> Any:  # the raster-level evaluator lives in its own module
-    if name == "evaluate_mask":
-        from rs_vit.evaluate.evaluator import evaluate_mask
+    if name in ("evaluate_mask", "evaluate_checkpoint"):
+        from rs_vit.evaluate import evaluator
 
-        return evaluate_mask
+        return getattr(evaluator, name)
+    if name == "run_grid":
+        from rs_vit.evaluate.compare import run_grid
+
+        return run_grid
     raise AttributeError(f"module 'rs_vit.evaluate' has no attribute {name!r}")

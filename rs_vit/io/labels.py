@@ -55,8 +55,13 @@ def read_label_raster(
     return arr
 
 
-def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str):
+def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str | None):
     """Read vector labels, check their CRS, reproject to the scene CRS and check they overlap.
+
+    Args:
+        path: GeoPackage, GeoJSON, Shapefile, FlatGeobuf or GeoParquet file.
+        scene: the scene the labels must fall on.
+        attribute: the attribute holding the class id, or None when every polygon is one class.
 
     Returns:
         A GeoDataFrame in the scene CRS with a valid geometry column and the class attribute.
@@ -73,7 +78,7 @@ def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str):
     except Exception as exc:  # pyogrio raises several types
         raise InputError(f"{p}: cannot be read as vector labels ({exc}); give a GeoPackage, "
                          "GeoJSON or Shapefile.") from None
-    if attribute not in gdf.columns:
+    if attribute is not None and attribute not in gdf.columns:
         cols = [c for c in gdf.columns if c != "geometry"]
         raise InputError(
             f"{p.name}: has no attribute {attribute!r} with the class; its attributes are "
@@ -140,7 +145,7 @@ def rasterize_labels(
             f"{source}: attribute {attribute!r} must hold integer class ids; found e.g. "
             f"{values.iloc[0]!r}."
         ) from None
-    unknown = sorted(set(ints.unique()) - set(int(v) for v in class_values))
+    unknown = sorted({int(v) for v in ints.unique()} - {int(v) for v in class_values})
     if unknown:
         raise InputError(
             f"{source}: attribute {attribute!r} holds class value(s) {unknown} that are not "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from rs_vit.errors import InputError
@@ -32,30 +34,59 @@ class SceneInfo:
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
-    """Open a raster for reading, turning GDAL's errors into a one-line :class:`InputError`."""
+    """Open a raster for reading, turning GDAL's errors into a one-line :class:`InputError`.
+
+    Raises:
+        InputError: the path does not exist, is a folder, is not a raster GDAL can read (or is
+            corrupt or truncated), or holds no pixels or no bands.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path.")
     if p.is_dir():
         raise InputError(f"{p}: is a folder, not a raster; give the path of a GeoTIFF.")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: is an empty file (0 bytes); re-export or re-download it.")
     try:
-        return rasterio.open(p)
-    except RasterioIOError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        src = rasterio.open(p)
+    except (RasterioError, CPLE_BaseError) as exc:
         raise InputError(
-            f"{p}: cannot be read as a raster ({first}); give a GeoTIFF or another GDAL raster."
+            f"{p}: cannot be read as a raster ({_first_line(exc)}); give a valid GeoTIFF or "
+            "another GDAL raster (a corrupt or truncated file must be re-exported or re-downloaded)."
         ) from None
+    if src.count < 1 or src.width < 1 or src.height < 1:
+        shape = f"{src.count} band(s) of {src.width}x{src.height} pixels"
+        src.close()
+        raise InputError(f"{p}: holds no pixels ({shape}); give a raster with data.")
+    return src
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_georeferenced(src: rasterio.DatasetReader, *, require_crs: bool = True) -> None:
     """Refuse rasters without a CRS, or with rotated / non-north-up transforms."""
     name = Path(src.name).name
+    if src.crs is None and src.transform.is_identity and src.gcps[0]:
+        raise InputError(
+            f"{name}: is georeferenced by ground control points only; warp it onto a north-up grid "
+            "first (gdalwarp in.tif out.tif)."
+        )
     if require_crs and src.crs is None:
         raise InputError(
             f"{name}: has no CRS, so outputs could not be georeferenced; "
             "assign one first (e.g. gdal_edit.py -a_srs EPSG:XXXX)."
         )
     t = src.transform
+    if src.crs is None and t.is_identity:
+        return  # a plain pixel grid without georeferencing (allowed where no CRS is needed)
+    if not all(math.isfinite(v) for v in tuple(t)[:6]) or t.a == 0 or t.e == 0:
+        raise InputError(
+            f"{name}: has an invalid geotransform {tuple(t)[:6]}; fix its georeferencing "
+            "(e.g. gdal_edit.py -a_ullr or gdalwarp)."
+        )
     if t.b != 0 or t.d != 0:
         raise InputError(
             f"{name}: has a rotated geotransform; warp it north-up first "
@@ -78,6 +109,7 @@ def scene_info(
     """Read a scene's header: size, CRS, nodata and canonical band names."""
     with open_raster(path) as src:
         check_georeferenced(src, require_crs=require_crs)
+        check_dtype(src)
         names = resolve_band_names(
             list(src.descriptions), override=bands, sensor=sensor, source=Path(path).name
         )
@@ -93,6 +125,35 @@ def scene_info(
             band_names=names,
             profile=dict(src.profile),
         )
+
+
+#: Pixel types a model can take (converted to float32 after reading).
+SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+                    "float16", "float32", "float64")
+
+
+def check_dtype(src: rasterio.DatasetReader) -> None:
+    """Refuse pixel types rs-vit cannot feed to a model (complex numbers, mixed types).
+
+    Wide integers (uint32, int64, ...) and float64 are accepted: windows are converted to float32
+    before any arithmetic (normalisation never runs in the integer type, so nothing wraps
+    around), and values beyond float32's range become non-finite and are fed as the band mean.
+    """
+    name = Path(src.name).name
+    if len(set(src.dtypes)) > 1:
+        raise InputError(
+            f"{name}: its bands have different pixel types ({', '.join(sorted(set(src.dtypes)))}); "
+            "convert it to one type first (e.g. gdal_translate -ot Float32)."
+        )
+    dtype = src.dtypes[0]
+    if dtype.startswith("complex") or dtype.startswith("c"):
+        raise InputError(
+            f"{name}: has complex pixels ({dtype}); convert them to amplitude, intensity or dB "
+            "first (e.g. gdal_translate -ot Float32 with a pixel function)."
+        )
+    if dtype not in SUPPORTED_DTYPES:
+        raise InputError(f"{name}: pixel type {dtype} is not supported; convert it to float32 "
+                         "(gdal_translate -ot Float32).")
 
 
 def invalid_mask(arr: np.ndarray, nodata: float | None) -> np.ndarray:

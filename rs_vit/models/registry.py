@@ -137,6 +137,7 @@ def create_model(
     band_names: Sequence[str] | None = None,
     band_init: str = "mean",
     drop_path_rate: float = 0.0,
+    weights_bands: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered segmentation model for ``in_channels`` bands and ``num_classes``.
@@ -151,13 +152,24 @@ def create_model(
         band_names: canonical band names of the input, used to place pretrained RGB kernels.
         band_init: how bands without a pretrained counterpart start (mean, zero, random, cycle).
         drop_path_rate: stochastic depth for transformer encoders.
+        weights_bands: band names of the ``weights`` file's input layer, when it is not an
+            rs-vit checkpoint (default: red, green, blue for a 3-channel first layer).
         **kwargs: passed to the model's builder.
+
+    Raises:
+        ModelError: unknown name, option or band_init; pretrained weights that cannot be had.
     """
+    from rs_vit.models.adapt import check_band_init
+
     entry = get_entry(name)
     if in_channels < 1 or num_classes < 1:
         raise ModelError(f"in_channels and num_classes must be >= 1 (got {in_channels}, {num_classes}).")
-    if pretrained and pretrained not in entry.pretrained and entry.pretrained == ():
-        raise ModelError(f"Model {name} has no pretrained weights; set pretrained to null.")
+    check_band_init(band_init)
+    if pretrained and not weights and not entry.pretrained:
+        raise ModelError(f"Model {name} has no pretrained weights; set pretrained to null "
+                         "(or give a local file with weights: PATH).")
+    if weights_bands:
+        kwargs["weights_bands"] = list(weights_bands)
     try:
         return entry.builder(
             in_channels=in_channels,

@@ -1,14 +1,20 @@
-"""The training loop: AdamW with warm-up and cosine decay, mixed precision, validation mIoU,
-best and last checkpoints, metrics CSV, and the resolved config saved in the run directory."""
+"""The training loop.
+
+AdamW (or SGD) with warm-up and cosine decay, optional layer-wise lr decay, gradient clipping and
+accumulation, mixed precision (bf16/fp16), channels-last, smp losses, optional DeiT-style
+distillation, early stopping, the best (validation mIoU) and last checkpoints, a metrics CSV
+(and TensorBoard when installed), PNG plots, ``resume`` from a run directory, and DDP when
+launched by torchrun. Deterministic for a given seed.
+"""
 
 from __future__ import annotations
 
 import csv
-import math
 import random
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +24,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from rs_vit.config import RunConfig, dump_config
+from rs_vit.config import RunConfig, SceneDef, dump_config, load_config
+from rs_vit.data.augment import Augment
 from rs_vit.data.datasets import GridWindows, RandomWindows
 from rs_vit.data.scenes import LabeledScene, load_scene
-from rs_vit.data.stats import BandStats
+from rs_vit.data.split import TRAIN, VAL
+from rs_vit.data.stats import training_stats
 from rs_vit.device import autocast, precision_name, resolve_device, resolve_precision
-from rs_vit.errors import ConfigError, OutputError
+from rs_vit.errors import CheckpointError, ConfigError, OutputError
 from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics
 from rs_vit.models.checkpoint import ModelSpec, save_checkpoint
 from rs_vit.models.registry import check_tile_size, create_model, get_entry
+from rs_vit.train.ddp import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from rs_vit.train.losses import SegLoss
+from rs_vit.train.optim import build_optimizer, lr_lambda
+from rs_vit.train.resume import STATE_FILE, dump_train_state, load_train_state, set_rng_state
 
 
 @dataclass
@@ -39,6 +51,7 @@ class TrainResult:
     best_miou: float
     best_epoch: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -48,29 +61,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _default_augment():
-    import albumentations as A
-
-    return A.Compose([A.D4(p=1.0)])
-
-
-def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return f
-
-
 def prepare_run_dir(out_dir: Path, overwrite: bool) -> Path:
     """Create the run directory; an existing non-empty one needs ``overwrite``."""
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise OutputError(
-                f"Run directory {out_dir} already exists and is not empty; pass --overwrite or "
-                "choose another --out-dir."
+                f"Run directory {out_dir} already exists and is not empty; pass --overwrite, "
+                "--resume it, or choose another --out-dir."
             )
         shutil.rmtree(out_dir)
     try:
@@ -83,8 +80,8 @@ def prepare_run_dir(out_dir: Path, overwrite: bool) -> Path:
 @torch.no_grad()
 def validate(model: nn.Module, loader: DataLoader, num_classes: int, ignore_index: int,
              device: torch.device, dtype: torch.dtype | None, class_names: list[str],
-             channels_last: bool = True) -> dict[str, Any]:
-    """Confusion-matrix metrics of ``model`` over a validation loader."""
+             channels_last: bool = True, dist_info: DistInfo | None = None) -> dict[str, Any]:
+    """Confusion-matrix metrics of ``model`` over a validation loader (summed over DDP ranks)."""
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     loss_sum, n = 0.0, 0
@@ -95,71 +92,190 @@ def validate(model: nn.Module, loader: DataLoader, num_classes: int, ignore_inde
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, dtype):
             logits = model(x)
-        loss_sum += float(crit(logits.float(), y))
+        if bool((y != ignore_index).any()):
+            loss_sum += float(crit(logits.float(), y))
         n += int((y != ignore_index).sum())
         cm.update(logits.argmax(1).cpu().numpy(), y.cpu().numpy())
-    metrics = compute_metrics(cm.matrix, class_names)
+    matrix = np.asarray(cm.matrix, dtype=np.int64)
+    if dist_info is not None and dist_info.enabled:
+        t = all_reduce_sum(torch.from_numpy(matrix.copy()), dist_info)
+        matrix = t.numpy()
+        ln = all_reduce_sum(torch.tensor([loss_sum, float(n)], dtype=torch.float64), dist_info)
+        loss_sum, n = float(ln[0]), int(ln[1])
+    metrics = compute_metrics(matrix, class_names)
     metrics["loss"] = loss_sum / max(n, 1)
     return metrics
 
 
-def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bool = True) -> TrainResult:
+def chip_scene_defs(folder: Path, val_fraction: float, seed: int) -> list[SceneDef]:
+    """Scenes for a chip folder written by ``rs-vit tile``: ``images/*.tif`` with ``masks/*.tif``
+    of the same name; a seeded ``val_fraction`` of the chips is validation (split by chip)."""
+    images = sorted((folder / "images").glob("*.tif"))
+    if not images:
+        raise ConfigError(f"data.chips {folder}: has no images/*.tif; write one with `rs-vit tile`.")
+    missing = [p.name for p in images if not (folder / "masks" / p.name).is_file()]
+    if missing:
+        raise ConfigError(f"data.chips {folder}: masks/ lacks {missing[:3]} (one mask per image, same name).")
+    n_val = max(1, int(round(val_fraction * len(images)))) if len(images) > 1 else 0
+    val = set(np.random.default_rng(seed).permutation(len(images))[:n_val].tolist())
+    return [SceneDef(image=p, labels=folder / "masks" / p.name, split="val" if i in val else "train")
+            for i, p in enumerate(images)]
+
+
+class _Logger:
+    """metrics.csv (+ TensorBoard when installed and asked for)."""
+
+    def __init__(self, run_dir: Path, fields: list[str], tensorboard: bool, append: bool) -> None:
+        self.path, self.fields = run_dir / "metrics.csv", fields
+        if not append or not self.path.exists():
+            with open(self.path, "w", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=fields).writeheader()
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.fields).writerow(row)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and v is not None:
+                    try:
+                        self.tb.add_scalar(k, float(v), int(row["epoch"]))
+                    except (TypeError, ValueError):
+                        pass
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _load_scenes(config: RunConfig) -> tuple[list[LabeledScene], list[str]]:
+    data, tcfg = config.data, config.train
+    defs = list(data.scenes)
+    if data.chips is not None:
+        defs += chip_scene_defs(Path(data.chips), data.val_fraction, tcfg.seed)
+    if not defs:
+        raise ConfigError("data.scenes is empty; give at least one scene with labels (--image/--labels) "
+                          "or a chip folder (--chips).")
+    scenes: list[LabeledScene] = []
+    bands: list[str] | None = None
+    for sd in defs:
+        s = load_scene(sd, data, bands, tile=tcfg.tile_size, seed=tcfg.seed)
+        bands = bands or s.info.band_names
+        scenes.append(s)
+    assert bands is not None
+    if not any(s.split.area(TRAIN) for s in scenes):
+        raise ConfigError("No scene has a training area; set split: train on a scene or lower val_fraction.")
+    if not any(s.split.area(VAL) for s in scenes):
+        raise ConfigError("No scene has a validation area; set split: val on a scene or val_fraction > 0.")
+    return scenes, bands
+
+
+def _init_from(model: nn.Module, path: Path, bands: list[str], num_classes: int, name: str) -> str:
+    """Load an rs-vit checkpoint's weights into ``model``; bands are matched by name (a checkpoint
+    trained on other bands is adapted with :func:`rs_vit.models.foreign.adapt_model`)."""
+    from rs_vit.models.checkpoint import load_model
+
+    src, spec = load_model(path)
+    if spec.name != name:
+        raise CheckpointError(f"--init-from {path}: is a {spec.name} checkpoint but the run trains {name}; "
+                              f"set --model {spec.name}.")
+    if spec.num_classes != num_classes:
+        raise CheckpointError(f"--init-from {path}: has {spec.num_classes} classes, the run {num_classes}; "
+                              "declare the same classes.")
+    note = ""
+    if list(spec.bands) != list(bands):
+        from rs_vit.models.foreign import adapt_model
+
+        src, spec, report = adapt_model(src, spec, bands, band_init="zero")
+        note = f" (bands adapted by name: {report.summary()})"
+    try:
+        model.load_state_dict(src.state_dict())
+    except RuntimeError as exc:
+        raise CheckpointError(f"--init-from {path}: weights do not fit the model "
+                              f"({str(exc).splitlines()[0]}); use the same model options.") from None
+    return note
+
+
+def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bool = True,
+          resume_dir: str | Path | None = None) -> TrainResult:
     """Train a model as configured and write the run directory.
 
     The run directory holds ``config.yaml`` (the resolved config), ``metrics.csv`` (one row per
-    epoch) and the checkpoints ``best/`` (highest validation mIoU) and ``last/``.
+    epoch), the checkpoints ``best/`` (highest validation mIoU) and ``last/`` (with
+    ``train_state.pt`` for resuming), and ``curves.png`` / ``val_samples.png``.
+
+    Args:
+        config: the run's configuration.
+        log: receives one line per event (epoch summaries, set-up).
+        progress: show a rich progress bar per epoch.
+        resume_dir: continue this run from its ``last/`` checkpoint (see :func:`resume`).
     """
-    data, mcfg, tcfg = config.data, config.model, config.train
-    if not data.scenes:
-        raise ConfigError("data.scenes is empty; give at least one scene with labels (--image/--labels).")
+    data, mcfg, tcfg, dcfg = config.data, config.model, config.train, config.distill
     if len(data.classes) < 2:
         raise ConfigError("data.classes must declare at least two classes (e.g. --classes classes.yaml).")
     entry = get_entry(mcfg.name)
     check_tile_size(mcfg.name, tcfg.tile_size)
     seed_everything(tcfg.seed)
+    if tcfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(tcfg.device)
+    dist_info = init_distributed(device.type)
+    if dist_info.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist_info.local_rank)
+    if tcfg.batch_size % dist_info.world:
+        raise ConfigError(f"train.batch_size {tcfg.batch_size} is not divisible by the {dist_info.world} "
+                          "processes; use a multiple of the world size.")
+    main = dist_info.is_main
     dtype = resolve_precision(tcfg.precision, device)
-    run_dir = prepare_run_dir(Path(tcfg.out_dir), tcfg.overwrite)
-    (run_dir / "config.yaml").write_text(dump_config(config))
+    run_dir = Path(resume_dir) if resume_dir else Path(tcfg.out_dir)
+    if main and not resume_dir:
+        prepare_run_dir(run_dir, tcfg.overwrite)
+        (run_dir / "config.yaml").write_text(dump_config(config))
+    barrier(dist_info)
 
     # -- data ----------------------------------------------------------------------------------
-    scenes: list[LabeledScene] = []
-    bands: list[str] | None = None
-    for sd in data.scenes:
-        s = load_scene(sd, data, bands)
-        bands = bands or s.info.band_names
-        scenes.append(s)
-    assert bands is not None
-    if not any(s.train_rows[1] > s.train_rows[0] for s in scenes):
-        raise ConfigError("No scene has a training area; set split: train on a scene or lower val_fraction.")
-    if not any(s.val_rows[1] > s.val_rows[0] for s in scenes):
-        raise ConfigError("No scene has a validation area; set split: val on a scene or val_fraction > 0.")
-    stats = BandStats(len(bands))
-    for s in scenes:
-        r0, r1 = s.train_rows
-        stats.update(s.image[:, r0:r1], ~s.invalid[r0:r1])
-    mean, std = stats.result("training area")
+    scenes, bands = _load_scenes(config)
+    mean, std = training_stats(scenes, data.stats_samples, tcfg.seed)
     class_names = [c.name for c in data.classes]
     K = len(class_names)
-    log(f"Bands: {', '.join(bands)} | classes: {', '.join(class_names)} | device: {device}"
-        f" | precision: {precision_name(dtype)}")
-    log("Model: " + mcfg.name + (f" (pretrained: {mcfg.pretrained})" if mcfg.pretrained else
-                                 " (trained from scratch: no pretrained weights)"))
-
-    train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size, mean, std,
-                             data.ignore_index, seed=tcfg.seed, augment=_default_augment())
+    if main:
+        log(f"Bands: {', '.join(bands)} | classes: {', '.join(class_names)} | device: {device}"
+            f" | precision: {precision_name(dtype)}" + (f" | {dist_info.world} processes" if dist_info.enabled else ""))
+        log("Model: " + mcfg.name + (f" (pretrained: {mcfg.pretrained})" if mcfg.pretrained else
+                                     " (trained from scratch: no pretrained weights)"))
+    accum = tcfg.grad_accum
+    train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size * accum, mean, std,
+                             data.ignore_index, seed=tcfg.seed, augment=Augment(data.augment, data.ignore_index),
+                             max_invalid=data.max_invalid, class_balanced=data.class_balanced)
     val_ds = GridWindows(scenes, tcfg.tile_size, mean, std, data.ignore_index)
-    g = torch.Generator().manual_seed(tcfg.seed)
-    train_dl = DataLoader(train_ds, batch_size=tcfg.batch_size, shuffle=True, generator=g,
-                          num_workers=tcfg.num_workers, drop_last=True)
-    val_dl = DataLoader(val_ds, batch_size=tcfg.batch_size, num_workers=tcfg.num_workers)
+    per_rank = tcfg.batch_size // dist_info.world
+    r, w = dist_info.rank, dist_info.world
+    train_dl = DataLoader(train_ds, batch_size=per_rank, sampler=list(range(r, len(train_ds), w)),
+                          num_workers=tcfg.num_workers, drop_last=True)  # workers re-created per epoch: they see set_epoch
+    val_dl = DataLoader(val_ds, batch_size=per_rank, sampler=list(range(r, len(val_ds), w)),
+                        num_workers=tcfg.num_workers)
 
     # -- model ---------------------------------------------------------------------------------
     model = create_model(
         mcfg.name, in_channels=len(bands), num_classes=K, pretrained=mcfg.pretrained,
         weights=str(mcfg.weights) if mcfg.weights else None, band_names=bands,
         band_init=mcfg.band_init, drop_path_rate=mcfg.drop_path_rate, **mcfg.kwargs,
-    ).to(device).to(memory_format=torch.channels_last)
+    )
+    if tcfg.init_from and not resume_dir:
+        note = _init_from(model, Path(tcfg.init_from), bands, K, mcfg.name)
+        if main:
+            log(f"Initialised from {tcfg.init_from}{note}")
+    model = model.to(device)
+    if tcfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     spec = ModelSpec(
         name=mcfg.name, in_channels=len(bands), num_classes=K, bands=list(bands),
         mean=[float(v) for v in mean], std=[float(v) for v in std],
@@ -167,69 +283,196 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         nodata=scenes[0].info.nodata, ignore_index=data.ignore_index, model_kwargs=dict(mcfg.kwargs),
         drop_path_rate=mcfg.drop_path_rate, extra={"family": entry.family},
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    total_steps = tcfg.epochs * len(train_dl)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(tcfg.warmup_steps, total_steps // 2), total_steps))
+    teacher = None
+    if dcfg.teacher is not None:
+        from rs_vit.train.distill import Teacher
+
+        teacher = Teacher(dcfg.teacher, student_bands=bands, student_mean=mean, student_std=std,
+                          num_classes=K, device=device)
+        if main:
+            log(f"Distilling from {dcfg.teacher} ({dcfg.mode}, alpha {dcfg.alpha}, T {dcfg.temperature})")
+    net: nn.Module = model
+    if dist_info.enabled:
+        if device.type == "cuda":  # BatchNorm statistics over the global batch (CPU/gloo: per rank)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = build_optimizer(model, tcfg)
+    total_steps = tcfg.epochs * tcfg.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(min(tcfg.warmup_steps, total_steps // 2), total_steps, tcfg.min_lr_ratio))
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
-    crit = nn.CrossEntropyLoss(ignore_index=data.ignore_index)
+    crit = SegLoss(tcfg.loss, ignore_index=data.ignore_index, class_weights=tcfg.class_weights).to(device)
 
     history: list[dict[str, Any]] = []
-    best_miou, best_epoch = -1.0, 0
-    csv_path = run_dir / "metrics.csv"
+    best_miou, best_epoch, stale, start = -1.0, 0, 0, 1
+    if resume_dir:
+        st = load_train_state(run_dir)
+        from safetensors.torch import load_file
+
+        from rs_vit.models.checkpoint import WEIGHTS_FILE, _load_state
+
+        _load_state(model, load_file(str(run_dir / "last" / WEIGHTS_FILE)), str(run_dir / "last"), mcfg.name)
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        scaler.load_state_dict(st["scaler"])
+        set_rng_state(st["rng"])
+        history, best_miou, best_epoch, stale = st["history"], st["best_miou"], st["best_epoch"], st["stale_epochs"]
+        start = int(st["epoch"]) + 1
+        if main:
+            log(f"Resuming {run_dir} after epoch {st['epoch']} (best mIoU {best_miou:.4f} at epoch {best_epoch})")
     fields = ["epoch", "train_loss", "val_loss", "val_miou", "val_overall_accuracy", "val_mean_f1", "lr",
-              "seconds", *[f"iou_{n}" for n in class_names]]
-    with open(csv_path, "w", newline="") as fh:
-        csv.DictWriter(fh, fieldnames=fields).writeheader()
+              "seconds", "windows_per_s", *[f"iou_{n}" for n in class_names]]
+    logger = _Logger(run_dir, fields, tcfg.tensorboard, append=bool(resume_dir)) if main else None
+    extra_files = {"config.yaml": dump_config(config)}
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    for epoch in range(1, tcfg.epochs + 1):
-        model.train()
+    stopped_early = False
+    for epoch in range(start, tcfg.epochs + 1):
+        if stale and tcfg.early_stopping and stale >= tcfg.early_stopping:
+            stopped_early = True
+            break
+        net.train()
         train_ds.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss_sum = 0.0
-        with Progress(TextColumn(f"epoch {epoch}/{tcfg.epochs}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
-                      disable=not progress, transient=True) as bar:
-            task = bar.add_task("train", total=len(train_dl), loss=float("nan"))
-            for step, (x, y) in enumerate(train_dl, 1):
-                x = x.to(device).contiguous(memory_format=torch.channels_last)
-                y = y.to(device)
-                with autocast(device, dtype):
-                    logits = model(x)
-                loss = crit(logits.float(), y)
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"Training loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                       "lower --lr or use --precision fp32.")
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
+        loss_sum, seen = 0.0, 0
+        with Progress(TextColumn(f"epoch {epoch}/{tcfg.epochs}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]:.4f}"),
+                      TextColumn("{task.fields[speed]:.1f} win/s"), TimeRemainingColumn(),
+                      disable=not (progress and main), transient=True) as bar:
+            task = bar.add_task("train", total=tcfg.steps_per_epoch, loss=float("nan"), speed=0.0)
+            for i, (x, y) in enumerate(train_dl):
+                x, y = x.to(device), y.to(device)
+                if tcfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                last_micro = (i + 1) % accum == 0
+                sync = net.no_sync() if (dist_info.enabled and not last_micro) else nullcontext()
+                with sync:
+                    with autocast(device, dtype):
+                        logits = net(x)
+                    loss = crit(logits, y)
+                    if teacher is not None:
+                        from rs_vit.train.distill import distill_loss
+
+                        with autocast(device, dtype):
+                            t_logits = teacher(x)
+                        kd = distill_loss(logits, t_logits, y != data.ignore_index, mode=dcfg.mode,
+                                          temperature=dcfg.temperature)
+                        loss = (1 - dcfg.alpha) * loss + dcfg.alpha * kd
+                    if not torch.isfinite(loss):
+                        raise RuntimeError(f"Training loss became {loss.item()} at epoch {epoch}, batch {i + 1}; "
+                                           "lower --lr or use --precision fp32.")
+                    scaler.scale(loss / accum).backward()
                 loss_sum += float(loss.detach())
-                bar.update(task, advance=1, loss=loss_sum / step)
-        train_loss = loss_sum / len(train_dl)
-        m = validate(model, val_dl, K, data.ignore_index, device, dtype, class_names)
+                seen += x.shape[0] * dist_info.world
+                if last_micro:
+                    if tcfg.grad_clip:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    opt.zero_grad(set_to_none=True)
+                    sched.step()
+                    bar.update(task, advance=1, loss=loss_sum / (i + 1),
+                               speed=seen / max(time.perf_counter() - t0, 1e-9))
+        n_batches = max(1, len(train_dl))
+        train_loss = float(all_reduce_sum(torch.tensor([loss_sum / n_batches], dtype=torch.float64),
+                                          dist_info)[0]) / dist_info.world
+        train_seconds = time.perf_counter() - t0
+        # the unwrapped model: ranks may hold different numbers of validation batches, and DDP's
+        # forward would wait for the other ranks (buffer broadcast) on each of them
+        m = validate(model, val_dl, K, data.ignore_index, device, dtype, class_names, tcfg.channels_last, dist_info)
+        miou = m["miou"] if m["miou"] is not None else 0.0
         row = {
             "epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(m["loss"], 5),
             "val_miou": _r(m["miou"]), "val_overall_accuracy": _r(m["overall_accuracy"]),
             "val_mean_f1": _r(m["mean_f1"]), "lr": f"{sched.get_last_lr()[0]:.3g}",
-            "seconds": round(time.perf_counter() - t0, 1),
+            "seconds": round(time.perf_counter() - t0, 1), "windows_per_s": round(seen / max(train_seconds, 1e-9), 2),
             **{f"iou_{pc['name']}": _r(pc["iou"]) for pc in m["per_class"]},
         }
         history.append(row)
-        with open(csv_path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=fields).writerow(row)
-        miou = m["miou"] if m["miou"] is not None else 0.0
-        per_class = " ".join(f"{pc['name']}={_r(pc['iou'])}" for pc in m["per_class"])
-        log(f"epoch {epoch}/{tcfg.epochs}  train loss {train_loss:.4f}  val loss {m['loss']:.4f}  "
-            f"val mIoU {miou:.4f}  ({per_class})  {row['seconds']}s")
-        spec.extra.update({"epoch": epoch, "val_miou": miou})
-        if miou > best_miou:
-            best_miou, best_epoch = miou, epoch
-            save_checkpoint(run_dir / "best", model, spec, extra_files={"config.yaml": dump_config(config)})
-    save_checkpoint(run_dir / "last", model, spec, extra_files={"config.yaml": dump_config(config)})
-    return TrainResult(run_dir, run_dir / "best", run_dir / "last", best_miou, best_epoch, history)
+        improved = miou > best_miou
+        if improved:
+            best_miou, best_epoch, stale = miou, epoch, 0
+        else:
+            stale += 1
+        if main:
+            assert logger is not None
+            logger.write(row)
+            spec.extra.update({"epoch": epoch, "val_miou": miou})
+            if improved:
+                save_checkpoint(run_dir / "best", model, spec, extra_files=extra_files)
+            state = dump_train_state(optimizer=opt, scheduler=sched, scaler=scaler, epoch=epoch,
+                                     best_miou=best_miou, best_epoch=best_epoch, history=history,
+                                     stale_epochs=stale)
+            save_checkpoint(run_dir / "last", model, spec, extra_files={**extra_files, STATE_FILE: state})
+            per_class = " ".join(f"{pc['name']}={_r(pc['iou'])}" for pc in m["per_class"])
+            log(f"epoch {epoch}/{tcfg.epochs}  train loss {train_loss:.4f}  val loss {m['loss']:.4f}  "
+                f"val mIoU {miou:.4f}  ({per_class})  {row['windows_per_s']} win/s  {row['seconds']}s")
+        barrier(dist_info)
+    if stopped_early and main:
+        log(f"Early stopping: no better validation mIoU for {tcfg.early_stopping} epochs.")
+    if main:
+        assert logger is not None
+        logger.close()
+        if tcfg.plots and history:
+            _write_plots(model, val_ds, history, run_dir, bands, data, device, dtype, tcfg.channels_last)
+    barrier(dist_info)
+    cleanup(dist_info)
+    return TrainResult(run_dir, run_dir / "best", run_dir / "last", best_miou, best_epoch, history, stopped_early)
+
+
+def resume(run_dir: str | Path, *, log: Callable[[str], None] = print, progress: bool = True,
+           epochs: int | None = None) -> TrainResult:
+    """Continue a stopped or crashed run from ``RUN_DIR/last`` with the run's own config.
+
+    Args:
+        run_dir: the run directory (holding ``config.yaml`` and ``last/train_state.pt``).
+        log: receives progress lines.
+        progress: show progress bars.
+        epochs: a new total number of epochs (to extend a finished run); the schedule is the
+            original one, so only runs extended this way differ from an uninterrupted run.
+    """
+    rd = Path(run_dir)
+    if not (rd / "config.yaml").is_file():
+        raise CheckpointError(f"{rd}: has no config.yaml; give the directory of an rs-vit training run.")
+    load_train_state(rd)  # refuse early (before loading data) when there is nothing to resume
+    config = load_config(rd / "config.yaml")
+    if epochs is not None:
+        config.train.epochs = epochs
+    return train(config, log=log, progress=progress, resume_dir=rd)
+
+
+@torch.no_grad()
+def _write_plots(model: nn.Module, val_ds: GridWindows, history: list[dict[str, Any]], run_dir: Path,
+                 bands: list[str], data: Any, device: torch.device, dtype: torch.dtype | None,
+                 channels_last: bool, n: int = 4) -> None:
+    from rs_vit.train.plots import plot_curves, plot_samples
+
+    plot_curves(history, run_dir / "curves.png")
+    if not len(val_ds):
+        return
+    # show the windows with the most labelled pixels outside the most common class (the interesting ones)
+    ys = [(i, val_ds[i][1].numpy()) for i in np.linspace(0, len(val_ds) - 1, min(len(val_ds), 64)).astype(int)]
+    counts = np.bincount(np.concatenate([y[y != data.ignore_index] for _, y in ys] + [np.zeros(0, np.int64)]),
+                         minlength=len(data.classes))
+    common = int(counts.argmax()) if counts.size else 0
+    score = [(int(((y != data.ignore_index) & (y != common)).sum()), int(i)) for i, y in ys]
+    pick = sorted({i for _, i in sorted(score, reverse=True)[:n]})
+    model.eval()
+    imgs, labs, preds = [], [], []
+    for i in pick:
+        x, y = val_ds[i]
+        xb = x[None].to(device)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            p = model(xb).argmax(1)[0].cpu().numpy()
+        imgs.append(x.numpy())
+        labs.append(y.numpy())
+        preds.append(np.where(y.numpy() == data.ignore_index, data.ignore_index, p))
+    colors = [tuple(c.color) if c.color else None for c in data.classes]
+    plot_samples(imgs, labs, preds, bands, colors, data.ignore_index, run_dir / "val_samples.png")
 
 
 def _r(v: float | None) -> float | None:
