@@ -146,10 +146,6 @@ def test_random_yaml_text_is_config_error_or_mapping(text: str, tmp_path_factory
         pass
 
 
-@pytest.mark.xfail(reason="model zoo & checkpoints (rs_vit/models/checkpoint.py read_spec/ModelSpec.validate): "
-                          "field types are not checked, e.g. bands/std/classes null or std ['a'] raise "
-                          "TypeError, and std NaN/inf, tile_size -5 or 'x', name 5, format_version 0 pass",
-                   strict=False)
 @settings(max_examples=150, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(meta=st.dictionaries(st.sampled_from(["format", "format_version", "name", "in_channels", "num_classes",

@@ -89,7 +89,7 @@ def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str | None
             f"{p.name}: has no CRS, so it cannot be placed on the scene; set one "
             "(e.g. ogr2ogr -a_srs EPSG:XXXX out.gpkg in.gpkg)."
         )
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    gdf = gdf[[g is not None and not g.is_empty for g in gdf.geometry]].copy()
     if len(gdf) == 0:
         raise InputError(f"{p.name}: contains no geometries; check the file.")
     invalid = ~gdf.geometry.is_valid

@@ -8,6 +8,7 @@ nodata, class names and colours, tile size, tool version). ``predict`` needs not
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -54,6 +55,47 @@ class ModelSpec:
         return [tuple(c["color"]) if c.get("color") else None for c in self.classes]  # type: ignore[misc]
 
     def validate(self, source: str = "checkpoint") -> None:
+        """Check field types and consistency; raise :class:`CheckpointError` naming the field."""
+
+        def bad(field: str, want: str) -> CheckpointError:
+            return CheckpointError(
+                f"{source}: field {field!r} must be {want}, got {getattr(self, field)!r}; "
+                "the checkpoint description is corrupt."
+            )
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+        if not isinstance(self.name, str) or not self.name:
+            raise bad("name", "a registered model name")
+        for f in ("in_channels", "num_classes", "tile_size"):
+            if not is_int(getattr(self, f)) or getattr(self, f) < 1:
+                raise bad(f, "a positive integer")
+        if not is_int(self.ignore_index):
+            raise bad("ignore_index", "an integer")
+        if not isinstance(self.bands, list) or not all(isinstance(b, str) and b for b in self.bands):
+            raise bad("bands", "a list of band names")
+        for f in ("mean", "std"):
+            v = getattr(self, f)
+            if not isinstance(v, list) or not all(is_num(x) for x in v):
+                raise bad(f, "a list of finite numbers")
+        if any(x <= 0 for x in self.std):
+            raise bad("std", "positive")
+        if not isinstance(self.classes, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) for c in self.classes
+        ):
+            raise bad("classes", "a list of {id, name, color}")
+        if self.nodata is not None and not (is_num(self.nodata) or (isinstance(self.nodata, float))):
+            raise bad("nodata", "a number or null")
+        if not isinstance(self.model_kwargs, dict):
+            raise bad("model_kwargs", "a mapping")
+        if not isinstance(self.extra, dict):
+            raise bad("extra", "a mapping")
+        if not is_num(self.drop_path_rate) or not 0 <= self.drop_path_rate < 1:
+            raise bad("drop_path_rate", "a number in [0, 1)")
         n = self.in_channels
         if not (len(self.bands) == len(self.mean) == len(self.std) == n):
             raise CheckpointError(
@@ -64,8 +106,6 @@ class ModelSpec:
             raise CheckpointError(
                 f"{source}: {len(self.classes)} classes declared but num_classes={self.num_classes}."
             )
-        if any(s <= 0 for s in self.std):
-            raise CheckpointError(f"{source}: std must be positive, got {self.std}.")
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -83,6 +123,22 @@ def build_model(spec: ModelSpec) -> nn.Module:
     )
 
 
+def recover_checkpoint(path: str | Path) -> Path:
+    """Restore a checkpoint folder left aside by a crash inside :func:`save_checkpoint`.
+
+    Saving swaps folders with two renames (previous → ``.NAME.old-PID``, new → ``NAME``); a crash
+    between them leaves the previous, complete checkpoint under the hidden name. When ``path`` is
+    missing and such a folder exists, it is renamed back, so nothing good is ever lost.
+    """
+    final = Path(path)
+    if final.exists():
+        return final
+    olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda q: q.stat().st_mtime)
+    if olds and (olds[-1] / META_FILE).is_file():
+        os.replace(olds[-1], final)
+    return final
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -95,6 +151,7 @@ def save_checkpoint(
 
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    recover_checkpoint(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
     try:
         module = getattr(model, "module", model)  # unwrap DDP
@@ -121,7 +178,7 @@ def save_checkpoint(
 
 def read_spec(path: str | Path) -> ModelSpec:
     """Read and check a checkpoint's description without loading weights."""
-    p = Path(path)
+    p = recover_checkpoint(path)
     meta_path = p / META_FILE if p.is_dir() else p
     if p.is_file() and p.name == WEIGHTS_FILE:
         meta_path = p.with_name(META_FILE)
@@ -139,7 +196,12 @@ def read_spec(path: str | Path) -> ModelSpec:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: is not an rs-vit checkpoint description.")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(
+            f"{p}: checkpoint format version {version!r} is not valid (expected 1..{FORMAT_VERSION}); "
+            "the checkpoint description is corrupt."
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{p}: checkpoint format version {version} is newer than this rs-vit supports "
             f"({FORMAT_VERSION}); upgrade rs-vit (pip install -U rs-vit)."

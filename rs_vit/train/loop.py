@@ -33,6 +33,7 @@ from rs_vit.data.stats import training_stats
 from rs_vit.device import autocast, precision_name, resolve_device, resolve_precision
 from rs_vit.errors import CheckpointError, ConfigError, OutputError
 from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics
+from rs_vit.io.atomic import atomic_write_text
 from rs_vit.models.checkpoint import ModelSpec, save_checkpoint
 from rs_vit.models.registry import check_tile_size, create_model, get_entry
 from rs_vit.train.ddp import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
@@ -61,14 +62,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_run_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty run directory (without ``overwrite``) before any work is done."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"Run directory {out_dir} is a file; choose another --out-dir.")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise OutputError(
+            f"Run directory {out_dir} already exists and is not empty; pass --overwrite, "
+            "--resume it, or choose another --out-dir."
+        )
+
+
 def prepare_run_dir(out_dir: Path, overwrite: bool) -> Path:
     """Create the run directory; an existing non-empty one needs ``overwrite``."""
+    check_run_dir(out_dir, overwrite)
     if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise OutputError(
-                f"Run directory {out_dir} already exists and is not empty; pass --overwrite, "
-                "--resume it, or choose another --out-dir."
-            )
         shutil.rmtree(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,13 +245,15 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     dtype = resolve_precision(tcfg.precision, device)
     run_dir = Path(resume_dir) if resume_dir else Path(tcfg.out_dir)
     if main and not resume_dir:
-        prepare_run_dir(run_dir, tcfg.overwrite)
-        (run_dir / "config.yaml").write_text(dump_config(config))
-    barrier(dist_info)
+        check_run_dir(run_dir, tcfg.overwrite)  # fail before any work; create only once data are valid
 
     # -- data ----------------------------------------------------------------------------------
     scenes, bands = _load_scenes(config)
     mean, std = training_stats(scenes, data.stats_samples, tcfg.seed)
+    if main and not resume_dir:
+        prepare_run_dir(run_dir, tcfg.overwrite)
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    barrier(dist_info)
     class_names = [c.name for c in data.classes]
     K = len(class_names)
     if main:

@@ -66,7 +66,9 @@ def load_train_state(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         CheckpointError: when the run has no (readable) training state.
     """
-    p = Path(run_dir) / "last" / STATE_FILE
+    from rs_vit.models.checkpoint import recover_checkpoint
+
+    p = recover_checkpoint(Path(run_dir) / "last") / STATE_FILE
     if not p.is_file():
         raise CheckpointError(
             f"{run_dir}: has no last/{STATE_FILE}, so it cannot be resumed; give the run directory "
