@@ -31,8 +31,8 @@ def _preview(scene: Path, labels: Path, mask: Path, classes, out: Path) -> Path:
         rgb = src.read(idx, out_shape=(3, src.height // 2, src.width // 2)).astype(np.float32)
         nd = src.nodata
     valid = ~np.all(rgb == nd, axis=0) if nd is not None else np.ones(rgb.shape[1:], bool)
-    lo, hi = np.percentile(rgb[:, valid], [2, 98], axis=1)
-    rgb = np.clip((rgb - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1).transpose(1, 2, 0)
+    lo, hi = np.percentile(rgb[:, valid], [2, 98])  # one stretch for all bands keeps the hues
+    rgb = np.clip((rgb - lo) / max(hi - lo, 1e-6), 0, 1).transpose(1, 2, 0)
     rgb[~valid] = 1.0
     colors = [np.array(c.color) / 255 if c.color else np.random.rand(3) for c in classes]
     cmap = ListedColormap(colors)
@@ -53,7 +53,7 @@ def _preview(scene: Path, labels: Path, mask: Path, classes, out: Path) -> Path:
 
     fig.legend(handles=[Patch(color=colors[i], label=c.name) for i, c in enumerate(classes)],
                loc="lower center", ncol=len(classes), frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     fig.savefig(out)
     return out
 
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=SAMPLE / "demo.yaml")
     parser.add_argument("--out-dir", type=Path, default=None, help="run directory (default: runs/demo)")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="override the config's steps")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from rs_vit.train.loop import train
 
     overrides = {"train.overwrite": True, "train.epochs": args.epochs,
+                 "train.steps_per_epoch": args.steps_per_epoch,
                  "train.out_dir": str(args.out_dir) if args.out_dir else None}
     cfg = load_config(args.config, overrides)
     scene = cfg.data.scenes[0]
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     result = train(cfg, progress=not args.no_progress)
     t_train = time.perf_counter() - t0
-    run = result.run_dir
+    run = _show(result.run_dir)
     mask = run / "scene_mask.tif"
     print(f"\nPredicting the whole scene with 50 % overlapping, Hann-blended windows ...")
     pred = predict_scene(scene.image, mask, checkpoint=result.best_checkpoint, overlap=0.5,
@@ -109,13 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Majority-class baseline on the held-out area ('{maj['name']}' everywhere): "
           f"mIoU {_majority_miou(held):.4f}")
     print(f"\nDone in {time.perf_counter() - t0:.0f} s (training {t_train:.0f} s). Wrote:")
-    for label, path in [("run directory", run), ("best checkpoint", result.best_checkpoint),
+    for label, path in [("run directory", run), ("best checkpoint", run / "best"),
                         ("resolved config", run / "config.yaml"), ("metrics per epoch", run / "metrics.csv"),
                         ("class mask", mask), ("metrics JSON", json_path), ("confusion matrix", cm_png),
                         ("preview", preview)]:
         print(f"  {label:18s} {path}")
-    print(f"\nNext: rs-vit predict sample_data/scene.tif --checkpoint {result.best_checkpoint} --out my_mask.tif")
+    print(f"\nNext: rs-vit predict sample_data/scene.tif --checkpoint {run / 'best'} --out my_mask.tif")
     return 0
+
+
+def _show(path: Path) -> Path:
+    """``path`` resolved, relative to the working directory when inside it (for printing)."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(Path.cwd())
+    except ValueError:
+        return p
 
 
 def _held_out(mask: Path, labels: Path, cfg, names: list[str]) -> dict:
