@@ -230,11 +230,23 @@ def parse_config(data: dict[str, Any], *, source: str = "config") -> RunConfig:
         raise ConfigError(_format_validation_error(exc, RunConfig, source)) from None
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Safely load a YAML mapping (``yaml.safe_load``: no Python objects are constructed)."""
+def load_yaml(
+    path: str | Path,
+    *,
+    what: str = "Config file",
+    missing_hint: str = "check the path",
+    expected: str = "a mapping of sections (data, model, train)",
+) -> dict[str, Any]:
+    """Safely load a YAML (or JSON) mapping (``yaml.safe_load``: no Python objects are constructed).
+
+    Args:
+        path: the file.
+        what, missing_hint: name the file and the fix in the "does not exist" message.
+        expected: what the mapping should hold, for the "not a mapping" message.
+    """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"Config file {p} does not exist; check the path.")
+        raise ConfigError(f"{what} {p} does not exist; {missing_hint}.")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
@@ -242,7 +254,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: must contain a mapping of sections (data, model, train).")
+        raise ConfigError(f"{p}: must contain {expected}.")
     return data
 
 

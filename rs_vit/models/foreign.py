@@ -77,15 +77,11 @@ class WeightsDescription(BaseModel):
 
 def read_description(path: str | Path) -> WeightsDescription:
     """Load and validate a description file (YAML or JSON)."""
-    import yaml
+    from rs_vit.config import load_yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"Description file {p} does not exist; write one (see docs/models.md).")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML/JSON ({str(exc).splitlines()[0]}).") from None
+    data = load_yaml(p, what="Description file", missing_hint="write one (see docs/models.md)",
+                     expected="a mapping describing the weights (see docs/models.md)")
     try:
         return WeightsDescription.model_validate(data)
     except ValidationError as exc:
