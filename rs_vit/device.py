@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -69,3 +71,34 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
 def precision_name(dtype: torch.dtype | None) -> str:
     """``"bf16"``, ``"fp16"`` or ``"fp32"`` for an autocast dtype."""
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Rank:
+    """This process's place in a launch (``world == 1`` when not launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def current_rank(env: Mapping[str, str] | None = None) -> Rank:
+    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by torchrun.
+
+    Raises:
+        ConfigError: when the variables are inconsistent.
+    """
+    env = os.environ if env is None else env
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+        local = int(env.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ConfigError("RANK / WORLD_SIZE / LOCAL_RANK must be integers; launch with torchrun.") from None
+    if world < 1 or not 0 <= rank < world or local < 0:
+        raise ConfigError(f"Inconsistent torchrun environment RANK={rank} WORLD_SIZE={world}; launch with torchrun.")
+    return Rank(rank, world, local)

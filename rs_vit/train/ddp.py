@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from rs_vit.device import current_rank
+
 
 @dataclass
 class DistInfo:
@@ -41,11 +43,10 @@ class DistInfo:
 
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group when launched by torchrun (``WORLD_SIZE > 1``); else a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    r = current_rank()
+    if not r.distributed:
         return DistInfo()
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
+    rank, world, local = r.rank, r.world, r.local_rank
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
