@@ -142,7 +142,7 @@ class TrainConfig(_Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     seed: int = 0
     num_workers: int = Field(0, ge=0, description="data-loading worker processes")
-    val_overlap: float = Field(0.25, ge=0.0, lt=1.0)
+    val_overlap: float = Field(0.0, ge=0.0, lt=1.0, description="overlap of validation windows (fraction of the tile); each pixel is scored once, by the nearer window centre")
     overwrite: bool = Field(False, description="replace an existing run directory")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (transformers) or sgd (momentum 0.9, fine-tuning)")
     min_lr_ratio: float = Field(0.01, ge=0.0, le=1.0, description="final learning rate / peak learning rate (cosine)")

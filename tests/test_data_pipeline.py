@@ -57,6 +57,22 @@ def test_training_windows_never_touch_validation(scene_paths: dict[str, Path], m
     assert (count == val).all()
 
 
+@pytest.mark.parametrize("overlap", [0.25, 0.5])
+def test_overlapping_validation_grid_still_counts_each_pixel_once(scene_paths: dict[str, Path],
+                                                                   overlap: float) -> None:
+    data = _data(scene_paths, split_mode="blocks", block_size=32, val_fraction=0.3)
+    s = load_scene(data.scenes[0], data, tile=32, seed=1)
+    val = s.split.mask(VAL)
+    plain = GridWindows([s], 16, np.zeros(6), np.ones(6), 255)
+    grid = GridWindows([s], 16, np.zeros(6), np.ones(6), 255, overlap=overlap)
+    assert len(grid) > len(plain)
+    count = np.zeros(val.shape, int)
+    for _, r, c, m in grid.items:
+        h, w = min(16, s.height - r), min(16, s.width - c)
+        count[r:r + h, c:c + w] += m[:h, :w]
+    assert (count == val).all()
+
+
 def test_class_balanced_sampling_sees_rare_classes_more(tmp_path: Path) -> None:
     p = write_scene(tmp_path, h=128, w=128)
     import rasterio

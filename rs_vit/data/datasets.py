@@ -18,7 +18,7 @@ from rs_vit.data.augment import Augment
 from rs_vit.data.scenes import LabeledScene
 from rs_vit.data.split import TRAIN, VAL
 from rs_vit.errors import ConfigError
-from rs_vit.infer.grid import window_starts
+from rs_vit.infer.grid import overlap_pixels, window_starts
 from rs_vit.io.raster import normalize
 
 
@@ -130,31 +130,37 @@ class RandomWindows(Dataset):
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def _owned_spans(length: int, tile: int, stride: int) -> list[tuple[int, int, int]]:
+    """``(window_start, own_start, own_end)`` along one axis: windows every ``stride`` pixels (the
+    last snapped to the end); each pixel is owned by exactly one window, the boundary between two
+    neighbours lying in the middle of their overlap (the window whose centre is nearer)."""
+    starts = window_starts(length, tile, stride)
+    bounds = [0] + [(a + tile + b) // 2 for a, b in zip(starts, starts[1:])] + [length]
+    return [(a, bounds[i], bounds[i + 1]) for i, a in enumerate(starts)]
+
+
 class GridWindows(Dataset):
     """Windows on a grid over the validation cells; every validation pixel is counted once.
 
-    Windows are shifted to stay inside the scene (so the model sees real context), and label
-    pixels outside the cell, or already counted by another window, are set to ``ignore_index``.
+    Neighbouring windows overlap by ``overlap`` (a fraction of the tile); each pixel is scored by
+    the window whose centre is nearer (a centre crop), so overlap gives every scored pixel more
+    context. Windows are shifted to stay inside the scene (so the model sees real context), and
+    label pixels outside the part a window owns are set to ``ignore_index``.
     """
 
     def __init__(self, scenes: Sequence[LabeledScene], tile: int, mean: np.ndarray,
-                 std: np.ndarray, ignore_index: int) -> None:
+                 std: np.ndarray, ignore_index: int, overlap: float = 0.0) -> None:
         self.tile, self.mean, self.std, self.ignore = tile, mean, std, ignore_index
+        stride = tile - overlap_pixels(tile, overlap)
         self.items: list[tuple[LabeledScene, int, int, np.ndarray]] = []
         for s in scenes:
             for r0, r1, c0, c1 in s.split.cells(VAL):
-                counted = np.zeros((r1 - r0, c1 - c0), dtype=bool)
-                for dr in window_starts(r1 - r0, tile, tile):
-                    for dc in window_starts(c1 - c0, tile, tile):
+                for dr, o0, o1 in _owned_spans(r1 - r0, tile, stride):
+                    for dc, p0, p1 in _owned_spans(c1 - c0, tile, stride):
                         r = max(0, min(r0 + dr, s.height - tile))
                         c = max(0, min(c0 + dc, s.width - tile))
                         m = np.zeros((tile, tile), dtype=bool)
-                        # the part of this window inside the cell
-                        a0, a1 = max(r, r0), min(r + tile, r1)
-                        b0, b1 = max(c, c0), min(c + tile, c1)
-                        sub = ~counted[a0 - r0:a1 - r0, b0 - c0:b1 - c0]
-                        m[a0 - r:a1 - r, b0 - c:b1 - c] = sub
-                        counted[a0 - r0:a1 - r0, b0 - c0:b1 - c0] = True
+                        m[r0 + o0 - r:r0 + o1 - r, c0 + p0 - c:c0 + p1 - c] = True
                         if m.any():
                             self.items.append((s, r, c, m))
 

@@ -265,7 +265,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size * accum, mean, std,
                              data.ignore_index, seed=tcfg.seed, augment=Augment(data.augment, data.ignore_index),
                              max_invalid=data.max_invalid, class_balanced=data.class_balanced)
-    val_ds = GridWindows(scenes, tcfg.tile_size, mean, std, data.ignore_index)
+    val_ds = GridWindows(scenes, tcfg.tile_size, mean, std, data.ignore_index, overlap=tcfg.val_overlap)
     per_rank = tcfg.batch_size // dist_info.world
     r, w = dist_info.rank, dist_info.world
     train_dl = DataLoader(train_ds, batch_size=per_rank, sampler=list(range(r, len(train_ds), w)),
