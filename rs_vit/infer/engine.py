@@ -232,8 +232,7 @@ class SlidingWindowPredictor:
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Softmax probabilities ``(B, K, tile, tile)`` float32 for an already normalised batch."""
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, torch.float32)
-        x = x * self.std + self.mean  # predict_batch normalises
-        return self.predict_batch(x).numpy()
+        return _tta.tta_probs(self._probs, x, self.tta_views).cpu().numpy()
 
     # -- reading -----------------------------------------------------------------------------
     def _windows(self, src: rasterio.DatasetReader, indexes: Sequence[int], nodata: float | None,
