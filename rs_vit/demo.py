@@ -24,6 +24,8 @@ def _preview(scene: Path, labels: Path, mask: Path, classes, out: Path) -> Path:
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
+    from rs_vit.io.atomic import atomic_path
+
     with rasterio.open(scene) as src:
         names = [d.lower() if d else "" for d in src.descriptions]
         idx = [names.index(b) + 1 for b in ("red", "green", "blue")] if all(
@@ -54,7 +56,8 @@ def _preview(scene: Path, labels: Path, mask: Path, classes, out: Path) -> Path:
     fig.legend(handles=[Patch(color=colors[i], label=c.name) for i, c in enumerate(classes)],
                loc="lower center", ncol=len(classes), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 0.97))
-    fig.savefig(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp)
     return out
 
 

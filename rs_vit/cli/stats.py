@@ -27,7 +27,7 @@ def stats_cmd(
 
     from rs_vit.data.stats import file_stats
     from rs_vit.errors import ConfigError
-    from rs_vit.io.atomic import check_output
+    from rs_vit.io.atomic import atomic_write_text, check_output
 
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}.")
@@ -47,5 +47,5 @@ def stats_cmd(
             t.add_row(b["name"], f"{b['mean']:.4g}", f"{b['std']:.4g}", f"{b['min']:.4g}", f"{b['max']:.4g}")
         console.print(t)
     if out is not None:
-        out.write_text(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        atomic_write_text(out, json.dumps(results if len(results) > 1 else results[0], indent=2))
         echo(f"Saved {out}")

@@ -50,6 +50,7 @@ import rasterio
 from rasterio.windows import Window
 
 from rs_vit.errors import ConfigError, suggest
+from rs_vit.io.atomic import atomic_write_text
 
 __all__ = ["Cell", "GridResult", "load_grid", "plan_grid", "run_grid"]
 
@@ -300,7 +301,7 @@ def _train_run(cfg: Any, cell: Cell, out_dir: Path, log: Callable[[str], None]) 
     t0 = time.perf_counter()
     result = train(run_cfg, log=lines.append, progress=False)
     seconds = time.perf_counter() - t0
-    (run_dir / "train_log.txt").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "train_log.txt", "\n".join(lines) + "\n")
     model, _ = load_model(result.last_checkpoint)
     info = {
         "run": cell.run, "checkpoint": str(result.last_checkpoint), "train_s": round(seconds, 2),

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from rs_vit.io.atomic import atomic_path
+
 
 def _plt() -> Any:
     import matplotlib
@@ -38,7 +40,8 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> Path:
     b.legend(fontsize="small")
     b.set_title("validation IoU")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return Path(path)
 
@@ -83,6 +86,7 @@ def plot_samples(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], pre
             axes[i, j].set_title(title)
             axes[i, j].axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return Path(path)
