@@ -21,9 +21,10 @@ TRANSFORM = from_origin(500000.0, 4000000.0, 10.0, 10.0)
 def make_scene(
     path: Path, height: int, width: int, *, bands: Sequence[str] = BANDS, nodata: int | None = 0,
     seed: int = 0, nodata_box: tuple[int, int, int, int] | None = None, dtype: str = "uint16",
+    block: int | None = None,
 ) -> Path:
     """A smooth random uint16 scene with named bands; ``nodata_box`` (r0, r1, c0, c1) is set
-    to ``nodata`` in every band."""
+    to ``nodata`` in every band; ``block`` writes a tiled GeoTIFF with square blocks."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
     data = np.stack([
@@ -35,6 +36,8 @@ def make_scene(
         data[:, r0:r1, c0:c1] = nodata
     profile = {"driver": "GTiff", "width": width, "height": height, "count": len(bands), "dtype": dtype,
                "crs": CRS, "transform": TRANSFORM, "nodata": nodata}
+    if block:
+        profile.update(tiled=True, blockxsize=block, blockysize=block, compress="deflate")
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
         for i, b in enumerate(bands, start=1):

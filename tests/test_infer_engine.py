@@ -259,17 +259,17 @@ def test_cog_output_has_overviews(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.part*"))
 
 
-def test_windows_are_read_in_strips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rs_vit.infer.engine as eng
+def test_each_block_is_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rs_vit.infer.reader as rd
 
-    scene = make_scene(tmp_path / "s.tif", 64, 100, nodata=None)
+    scene = make_scene(tmp_path / "s.tif", 80, 112, nodata=None, block=16)
     reads = []
-    orig = eng.read_window
-    monkeypatch.setattr(eng, "read_window", lambda src, win, idx: (reads.append(win), orig(src, win, idx))[1])
-    r = _predict(tmp_path, scene, Pointwise(4, 3), make_spec(3), tile_size=16, overlap=0.5)
-    assert r.windows == 7 * 12
-    assert len(reads) == 7  # one full-width read per row of windows
-    assert all(w.width == 100 for w in reads)
+    orig = rd.read_window
+    monkeypatch.setattr(rd, "read_window", lambda src, win, idx: (reads.append(win), orig(src, win, idx))[1])
+    r = _predict(tmp_path, scene, Pointwise(4, 3), make_spec(3), tile_size=24, overlap=0.5)
+    assert r.windows == 6 * 9  # overlapping windows, none aligned to the 16 px blocks
+    assert sum(w.width * w.height for w in reads) == 80 * 112  # every pixel read exactly once
+    assert all(w.row_off % 16 == 0 and w.col_off % 16 == 0 for w in reads)
 
 
 def test_bands_picked_by_name(tmp_path: Path) -> None:
@@ -289,19 +289,19 @@ def test_bands_picked_by_name(tmp_path: Path) -> None:
 def test_reader_error_propagates_without_hanging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rasterio.errors import RasterioIOError
 
-    import rs_vit.infer.engine as eng
+    import rs_vit.infer.reader as rd
 
-    scene = make_scene(tmp_path / "s.tif", 64, 64, nodata=None)
+    scene = make_scene(tmp_path / "s.tif", 600, 64, nodata=None, block=16)  # 3 units of 256 rows
     calls = []
-    orig = eng.read_window
+    orig = rd.read_window
 
     def flaky(src, win, idx):
         calls.append(win)
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise RasterioIOError("read failed")
         return orig(src, win, idx)
 
-    monkeypatch.setattr(eng, "read_window", flaky)
+    monkeypatch.setattr(rd, "read_window", flaky)
     out_dir = tmp_path / "o"
     out_dir.mkdir()
     with pytest.raises(InputError, match="read failed"):

@@ -22,7 +22,6 @@ import numpy as np
 import rasterio
 import torch
 from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
 from torch import nn
 
 from rs_vit.device import autocast, precision_name, resolve_device, resolve_precision
@@ -30,9 +29,10 @@ from rs_vit.errors import ConfigError, InputError
 from rs_vit.infer import tta as _tta
 from rs_vit.infer.blend import BLENDS, blend_profile
 from rs_vit.infer.grid import check_tile, count_windows, make_grid, overlap_pixels
+from rs_vit.infer.reader import UnitReader
 from rs_vit.io.atomic import check_output
 from rs_vit.io.bands import match_bands
-from rs_vit.io.raster import invalid_mask, open_raster, read_window, scene_info
+from rs_vit.io.raster import open_raster, scene_info
 from rs_vit.io.writers import RasterSink, output_profile
 from rs_vit.models.checkpoint import ModelSpec, load_model
 
@@ -100,17 +100,6 @@ def _pad(arr: np.ndarray, tile: int) -> np.ndarray:
         return np.pad(arr, pads, mode="edge")
 
 
-def _chunks(cols: Sequence[int], tile: int, width: int, max_width: int) -> list[list[int]]:
-    """Split one row's window columns into runs whose combined span fits ``max_width``."""
-    out: list[list[int]] = []
-    for c in cols:
-        if out and min(width, c + tile) - out[-1][0] <= max_width:
-            out[-1].append(c)
-        else:
-            out.append([c])
-    return out
-
-
 class SlidingWindowPredictor:
     """Runs a segmentation model over a raster with overlapping, blended windows.
 
@@ -130,8 +119,8 @@ class SlidingWindowPredictor:
         tta: test-time augmentation: ``none``, ``flip`` (2 views) or ``d4`` (8 views); each
             view's probabilities are inverted before averaging and blending.
         compile: wrap the model in ``torch.compile`` (first batches are slow while it compiles).
-        max_read_width: widest strip (pixels) read in one call; bounds reader memory on very
-            wide scenes.
+        max_read_width: widest block-aligned unit (pixels) read in one call (see
+            :mod:`rs_vit.infer.reader`: every block of the file is decoded once).
         gdal_cache_mb: GDAL's block cache (``GDAL_CACHEMAX``, MB) while reading; GDAL's default
             (5 % of RAM) would otherwise hold hundreds of MB of decoded blocks.
     """
@@ -151,7 +140,7 @@ class SlidingWindowPredictor:
         read_threads: int = 2,
         tta: str | bool | None = "none",
         compile: bool = False,
-        max_read_width: int = 4096,
+        max_read_width: int = 2048,
         gdal_cache_mb: int = 64,
     ) -> None:
         self.spec = spec
@@ -237,24 +226,14 @@ class SlidingWindowPredictor:
     # -- reading -----------------------------------------------------------------------------
     def _windows(self, src: rasterio.DatasetReader, indexes: Sequence[int], nodata: float | None,
                  grid: list[list[tuple[int, int]]]) -> Iterator[_Window]:
-        """Windows in grid order, read as wide strips and sliced."""
-        H, W, T = src.height, src.width, self.tile
-        for row in grid:
-            r = row[0][0]
-            h = min(T, H - r)
-            for chunk in _chunks([c for _, c in row], T, W, self.max_read_width):
-                c0, c1 = chunk[0], min(W, chunk[-1] + T)
-                raw = read_window(src, Window(c0, r, c1 - c0, h), indexes)
-                inv = invalid_mask(raw, nodata)
-                for c in chunk:
-                    w = min(T, W - c)
-                    sub_inv = inv[:, c - c0: c - c0 + w]
-                    if sub_inv.all():
-                        yield _Window(r, c, h, w, None, sub_inv)
-                        continue
-                    sub = raw[:, :, c - c0: c - c0 + w]
-                    data = _pad(sub, T)
-                    yield _Window(r, c, h, w, data, sub_inv)
+        """Windows in grid order, cut from block-aligned reads (each block decoded once)."""
+        T = self.tile
+        for wd in UnitReader(src, indexes, nodata, grid, T, max_unit_width=self.max_read_width):
+            h, w = wd.invalid.shape
+            if wd.invalid.all():
+                yield _Window(wd.row, wd.col, h, w, None, wd.invalid)
+            else:
+                yield _Window(wd.row, wd.col, h, w, _pad(wd.data, T), wd.invalid)
 
     def _background(self, it: Iterator[_Window], depth: int) -> Iterator[_Window]:
         """Run ``it`` in a reader thread, at most ``depth`` windows ahead."""

@@ -1,0 +1,122 @@
+"""Serve the windows of a grid from block-aligned reads, decoding every block of the file once.
+
+Overlapping windows share pixels, and a window rarely lines up with the file's compressed blocks
+(TIFF tiles or strips): reading each window — or each row of windows as a strip — decodes the
+blocks on its border again for the next window or row. With 512 px blocks and 512 px windows
+at 25 % overlap that is about twice the decoding work, and decoding is most of what reading a
+DEFLATE GeoTIFF costs. GDAL's block cache does not help here: multi-block reads of
+pixel-interleaved GeoTIFFs decode straight into the caller's buffer.
+
+So the reader reads *units*: rectangles aligned to the block grid (several blocks wide, so one
+call decodes several blocks with ``GDAL_NUM_THREADS``). Each unit is read when the first window
+needs it and dropped right after the last window (in grid order) that uses it, which is known
+in advance. Memory: about one row of units across the scene (the row the next row of windows
+still needs) plus one unit — ``block height × width × bands`` of the scene's data type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from rs_vit.io.raster import invalid_mask, read_window
+
+
+@dataclass
+class WindowData:
+    """One window's pixels: ``data`` ``(C, h, w)`` in the scene's dtype and ``invalid`` ``(h, w)``."""
+
+    row: int
+    col: int
+    data: np.ndarray
+    invalid: np.ndarray
+
+
+def _unit_size(block: int, extent: int, tile: int, target: int) -> int:
+    """A multiple of ``block`` near ``target`` (at least one block); blocks much larger than a
+    tile (e.g. one strip for the whole file) are not aligned to: ``tile`` is used instead."""
+    if block >= extent:
+        return extent
+    if block > 2 * max(tile, target):
+        return max(tile, target)
+    return block * max(1, target // block)
+
+
+class UnitReader:
+    """Windows of ``grid`` (rows of ``(row, col)`` offsets, in order) from block-aligned units.
+
+    Args:
+        src: an open raster.
+        indexes: 0-based band indexes to read, in model order.
+        nodata: value marking invalid pixels when every band has it (NaN/inf are always invalid).
+        grid: the window grid (:func:`rs_vit.infer.grid.make_grid`).
+        tile: window size; windows are clipped to the scene (``h, w <= tile``).
+        max_unit_width: widest unit in pixels (wider blocks are used as they are).
+        unit_height: rows per unit when blocks are smaller (e.g. one-row strips).
+    """
+
+    def __init__(self, src: rasterio.DatasetReader, indexes: Sequence[int], nodata: float | None,
+                 grid: list[list[tuple[int, int]]], tile: int, *, max_unit_width: int = 2048,
+                 unit_height: int = 256) -> None:
+        self.src, self.indexes, self.nodata, self.tile = src, list(indexes), nodata, tile
+        H, W = src.height, src.width
+        bh, bw = src.block_shapes[0] if src.block_shapes else (1, W)
+        self.uh = _unit_size(bh, H, tile, unit_height)
+        self.uw = _unit_size(bw, W, tile, max_unit_width)
+        self.windows = [(r, c) for row in grid for r, c in row]
+        self.last_use: dict[tuple[int, int], int] = {}
+        for k, (r, c) in enumerate(self.windows):
+            for key in self._units(r, c):
+                self.last_use[key] = k
+        self.units: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.decoded_pixels = 0  # pixels read from the file, for tests and benchmarks
+
+    def _units(self, r: int, c: int) -> Iterator[tuple[int, int]]:
+        h = min(self.tile, self.src.height - r)
+        w = min(self.tile, self.src.width - c)
+        for i in range(r // self.uh, (r + h - 1) // self.uh + 1):
+            for j in range(c // self.uw, (c + w - 1) // self.uw + 1):
+                yield i, j
+
+    def _unit(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        got = self.units.get((i, j))
+        if got is None:
+            r0, c0 = i * self.uh, j * self.uw
+            win = Window(c0, r0, min(self.uw, self.src.width - c0), min(self.uh, self.src.height - r0))
+            data = read_window(self.src, win, self.indexes)
+            self.decoded_pixels += int(win.width * win.height)
+            got = self.units[(i, j)] = (data, invalid_mask(data, self.nodata))
+        return got
+
+    def __iter__(self) -> Iterator[WindowData]:
+        T = self.tile
+        for k, (r, c) in enumerate(self.windows):
+            h, w = min(T, self.src.height - r), min(T, self.src.width - c)
+            keys = list(self._units(r, c))
+            if len(keys) == 1:  # inside one unit: a view, no copy
+                data, inv = self._unit(*keys[0])
+                r0, c0 = r - keys[0][0] * self.uh, c - keys[0][1] * self.uw
+                out = data[:, r0:r0 + h, c0:c0 + w]
+                oinv = inv[r0:r0 + h, c0:c0 + w]
+            else:
+                out = oinv = None
+                for i, j in keys:
+                    data, inv = self._unit(i, j)
+                    if out is None:
+                        out = np.empty((data.shape[0], h, w), dtype=data.dtype)
+                        oinv = np.empty((h, w), dtype=bool)
+                    # the part of unit (i, j) inside the window, in window and unit coordinates
+                    y0, y1 = max(r, i * self.uh), min(r + h, (i + 1) * self.uh)
+                    x0, x1 = max(c, j * self.uw), min(c + w, (j + 1) * self.uw)
+                    uy, ux = i * self.uh, j * self.uw
+                    out[:, y0 - r:y1 - r, x0 - c:x1 - c] = data[:, y0 - uy:y1 - uy, x0 - ux:x1 - ux]
+                    oinv[y0 - r:y1 - r, x0 - c:x1 - c] = inv[y0 - uy:y1 - uy, x0 - ux:x1 - ux]
+            assert out is not None and oinv is not None
+            for key in keys:  # dropped after their last window: each block is decoded once
+                if self.last_use[key] == k:
+                    del self.units[key]
+            yield WindowData(r, c, out, oinv)
