@@ -6,11 +6,20 @@ Reproducible; every measurement runs in a fresh child process (peak RSS is the c
     python bench/bench_predict.py throughput --width 10980 --height 1536 --bands 13 --classes 10
     python bench/bench_predict.py memory --width 10980 --heights 1024 4096 --models segformer_b0
     python bench/bench_predict.py seams            # ukis-csmask on the Sen1Floods11 S2 chip
+    python bench/bench_predict.py seams --checkpoint /tmp/rs_vit_bench/seams_cnn/last \
+        --scene sample_data/scene.tif --labels sample_data/labels.tif --threads 1 --tag cnn
+                                                   # a CNN trained by bench/seams_cnn.yaml
     python bench/bench_predict.py all
 
 Sizes are parameters: ``--width 10980 --height 10980`` runs a whole Sentinel-2 tile (841 windows
 of 512 px at 25 % overlap; generating the ~1.5 GB synthetic scene alone takes minutes). Synthetic scenes are written to ``--workdir``
 (default /tmp/rs_vit_bench), never into the repository.
+
+``seams`` compares tiled prediction with one forward pass of the whole image (pixels that are
+not nodata) for tile sizes, overlaps, blend weights and TTA; ``--seam-tiles 256 128 512`` runs
+every blend x overlap {0, 0.25, 0.5} at 256 px and Hann at 128 / 512 px. With ``--labels`` each
+row also gets its mIoU (held-out bottom ``--heldout-fraction`` of the rows, and whole scene).
+Rows are appended to ``bench/results/seams_rows[_TAG].jsonl`` as they finish.
 """
 
 from __future__ import annotations
@@ -181,31 +190,68 @@ def child_predict(a: dict[str, Any]) -> dict[str, Any]:
     return res
 
 
+def _seam_model(a: dict[str, Any]):
+    """(model, spec, scene path) of a seam run: an rs-vit checkpoint on ``a["scene"]``, or
+    the ukis-csmask U-Net on the Sen1Floods11 S2 chip."""
+    if a.get("checkpoint"):
+        from rs_vit.models.checkpoint import load_model
+
+        net, spec = load_model(a["checkpoint"], device="cpu")
+        return net, spec, Path(a["scene"])
+    net, spec = ukis_model()
+    return net, spec, Path(a.get("scene") or S2_CHIP)
+
+
 def child_seams(a: dict[str, Any]) -> dict[str, Any]:
-    """Disagreement of tiled vs whole-image prediction for the ukis-csmask U-Net on the S2 chip."""
+    """Disagreement of tiled vs whole-image prediction (one forward pass of the whole scene),
+    per tile / overlap / blend / TTA; with ``labels``, also each prediction's mIoU."""
     import rasterio
     import torch
 
+    from rs_vit.evaluate import ConfusionMatrix, compute_metrics
     from rs_vit.infer.engine import SlidingWindowPredictor, argmax_classes
     from rs_vit.io.bands import match_bands
-    from rs_vit.io.raster import scene_info
+    from rs_vit.io.raster import invalid_mask, scene_info
 
     torch.set_num_threads(a["threads"])
-    net, spec = ukis_model()
-    info = scene_info(S2_CHIP)
+    net, spec, scene = _seam_model(a)
+    K = spec.num_classes
+    info = scene_info(scene)
     idx = match_bands(info.band_names, spec.bands)
-    with rasterio.open(S2_CHIP) as src:
+    nodata = info.nodata if info.nodata is not None else (spec.nodata if spec.nodata is not None else 0)
+    with rasterio.open(scene) as src:
         raw = src.read([i + 1 for i in idx]).astype(np.float32)
+    invalid = invalid_mask(raw, nodata)
+    m = ~invalid
+    labels = heldout = None
+    if a.get("labels"):
+        with rasterio.open(a["labels"]) as src:
+            labels = src.read(1).astype(np.int64)
+            if src.nodata is not None:
+                labels[labels == int(src.nodata)] = spec.ignore_index
+        heldout = int(round(raw.shape[1] * (1.0 - a.get("heldout_fraction", 0.25))))
+
+    def miou(pred: np.ndarray, rows: slice) -> float | None:
+        cm = ConfusionMatrix(K, ignore_index=spec.ignore_index)
+        cm.update(pred[rows], labels[rows], m[rows])  # type: ignore[index]
+        return compute_metrics(cm.matrix, spec.class_names)["miou"]
+
+    def scores(pred: np.ndarray) -> dict[str, Any]:
+        if labels is None:
+            return {}
+        return {"miou_heldout": miou(pred, slice(heldout, None)), "miou_scene": miou(pred, slice(None))}
+
     prec = a["precision"]
     whole = SlidingWindowPredictor(net, spec, tile_size=raw.shape[1], overlap=0, blend="uniform",
                                    device="cpu", precision=prec, batch_size=1)
     t0 = time.perf_counter()
-    ref = whole.predict_batch(raw[None])[0].numpy().argmax(0)
+    ref = whole.predict_batch(raw[None], torch.from_numpy(invalid)[None])[0].numpy().argmax(0)
     t_whole = time.perf_counter() - t0
-    invalid = np.all(raw == 0, axis=0)
+    head = {"whole_seconds": t_whole, "classes_whole": np.bincount(ref.ravel(), minlength=K).tolist(),
+            "invalid_pixels": int(invalid.sum()), "scene": str(scene), "model": spec.name,
+            "size": list(raw.shape[1:]), "heldout_from_row": heldout, **scores(ref)}
     with open(a["rows_file"], "a") as fh:
-        fh.write(json.dumps({"whole_seconds": t_whole, "classes_whole": np.bincount(ref.ravel(), minlength=3).tolist(),
-                             "invalid_pixels": int(invalid.sum())}) + "\n")
+        fh.write(json.dumps(head) + "\n")
     rows = []
     for cfg in a["configs"]:
         p = SlidingWindowPredictor(net, spec, tile_size=cfg["tile"], overlap=cfg["overlap"], blend=cfg["blend"],
@@ -215,16 +261,15 @@ def child_seams(a: dict[str, Any]) -> dict[str, Any]:
         def write_rows(r0: int, probs: np.ndarray, valid: np.ndarray, got: np.ndarray = got) -> None:
             got[r0:r0 + probs.shape[1]] = argmax_classes(probs)
 
-        with rasterio.open(S2_CHIP) as src:
+        with rasterio.open(scene) as src:
             t0 = time.perf_counter()
-            ran, _ = p.run(src, idx, 0, write_rows)
+            ran, _ = p.run(src, idx, nodata, write_rows)
             dt = time.perf_counter() - t0
-        m = ~invalid
         rows.append({**cfg, "windows": ran, "seconds": dt,
-                     "disagreement": float((got[m] != ref[m]).mean()), "precision": prec})
+                     "disagreement": float((got[m] != ref[m]).mean()), "precision": prec, **scores(got)})
         with open(a["rows_file"], "a") as fh:  # partial results survive an interrupted run
             fh.write(json.dumps(rows[-1]) + "\n")
-    return {"whole_seconds": t_whole, "rows": rows, "classes_whole": np.bincount(ref.ravel(), minlength=3).tolist()}
+    return {**head, "rows": rows}
 
 
 def run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -283,11 +328,21 @@ def cmd_memory(ns: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
-def seam_configs(quick: bool) -> list[dict[str, Any]]:
-    """Blends × overlaps (most informative first), then tile size, TTA and 75 % overlap."""
+def seam_configs(quick: bool, tiles: list[int] | None = None) -> list[dict[str, Any]]:
+    """The seam grid. Without ``tiles`` (the ukis case): blends × overlaps at 256 px (most
+    informative first), then tile size, TTA and 75 % overlap. With ``tiles``: every blend ×
+    overlap {0, 25, 50 %} at ``tiles[0]``, then Hann at 0 / 25 / 50 % for each other tile size
+    (the tile-size lever); ``quick`` keeps only the first tile."""
+    from rs_vit.infer.blend import BLENDS
+
     def c(ov: float, b: str, tile: int = 256, tta: str = "none") -> dict[str, Any]:
         return {"tile": tile, "overlap": ov, "blend": b, "tta": tta}
 
+    if tiles:
+        cfgs = [c(ov, b, tiles[0]) for ov in (0.0, 0.25, 0.5) for b in BLENDS]
+        if not quick:
+            cfgs += [c(ov, "hann", t) for t in tiles[1:] for ov in (0.0, 0.25, 0.5)]
+        return cfgs
     cfgs = [c(0.0, "uniform"), c(0.5, "hann"), c(0.5, "uniform"), c(0.5, "crop"), c(0.5, "gaussian"),
             c(0.25, "hann"), c(0.25, "uniform"), c(0.5, "triangular"), c(0.5, "spline"), c(0.25, "crop"),
             c(0.25, "gaussian"), c(0.25, "triangular"), c(0.25, "spline")]
@@ -298,19 +353,39 @@ def seam_configs(quick: bool) -> list[dict[str, Any]]:
 
 
 def cmd_seams(ns: argparse.Namespace) -> dict[str, Any]:
-    if not (UKIS.is_dir() and S2_CHIP.is_file()):
-        raise SystemExit(f"seams needs {UKIS} and {S2_CHIP} (../shared/data); not found.")
+    tiles = ns.seam_tiles
+    if ns.checkpoint:
+        from rs_vit.io.raster import scene_info
+        from rs_vit.models.checkpoint import read_spec
+
+        if not ns.scene:
+            raise SystemExit("seams --checkpoint needs --scene (a GeoTIFF with the checkpoint's bands).")
+        if not tiles:  # the training tile, half and double of it (where the scene holds it)
+            t = read_spec(ns.checkpoint).tile_size
+            info = scene_info(ns.scene)
+            tiles = [t] + [x for x in (t // 2, 2 * t) if x <= min(info.height, info.width)]
+    elif not (UKIS.is_dir() and S2_CHIP.is_file()):
+        raise SystemExit(f"seams needs {UKIS} and {S2_CHIP} (../shared/data), or --checkpoint and --scene; not found.")
     rows_file = RESULTS / f"seams_rows{('_' + ns.tag) if ns.tag else ''}.jsonl"
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows_file.unlink(missing_ok=True)
-    a = {"threads": ns.threads, "precision": ns.seam_precision, "configs": seam_configs(ns.quick),
-         "rows_file": str(rows_file)}
+    a = {"threads": ns.threads, "precision": ns.seam_precision, "configs": seam_configs(ns.quick, tiles),
+         "rows_file": str(rows_file), "checkpoint": ns.checkpoint,
+         "scene": str(Path(ns.scene).resolve()) if ns.checkpoint else None,
+         "labels": str(Path(ns.labels).resolve()) if ns.labels else None,
+         "heldout_fraction": ns.heldout_fraction}
     r = run_child("seams", a)
-    print(f"whole 512x512 image: {r['whole_seconds']:.2f}s, classes {r['classes_whole']}")
-    print(f"{'tile':>4} {'overlap':>7} {'blend':>10} {'tta':>5} {'windows':>7} {'seconds':>7} {'disagree %':>10}")
+    h, w = r["size"]
+    miou = "miou_heldout" in r
+    print(f"{r['model']} on {Path(r['scene']).name}, whole {w}x{h} image: {r['whole_seconds']:.2f}s, "
+          f"classes {r['classes_whole']}"
+          + (f", mIoU held-out {r['miou_heldout']:.4f} scene {r['miou_scene']:.4f}" if miou else ""))
+    print(f"{'tile':>4} {'overlap':>7} {'blend':>10} {'tta':>5} {'windows':>7} {'seconds':>7} {'disagree %':>10}"
+          + (f" {'mIoU held':>9} {'mIoU all':>8}" if miou else ""))
     for row in r["rows"]:
         print(f"{row['tile']:4d} {row['overlap']:7.2f} {row['blend']:>10} {row.get('tta', 'none'):>5} "
-              f"{row['windows']:7d} {row['seconds']:7.2f} {100 * row['disagreement']:10.2f}")
+              f"{row['windows']:7d} {row['seconds']:7.2f} {100 * row['disagreement']:10.2f}"
+              + (f" {row['miou_heldout']:9.4f} {row['miou_scene']:8.4f}" if miou else ""))
     return r
 
 
@@ -322,7 +397,8 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["throughput", "memory", "seams", "all"])
-    ap.add_argument("--scene", help="use this GeoTIFF instead of a synthetic scene (throughput)")
+    ap.add_argument("--scene", help="use this GeoTIFF instead of a synthetic scene (throughput); "
+                    "the scene of seams --checkpoint")
     ap.add_argument("--width", type=int, default=10980)
     ap.add_argument("--height", type=int, default=1536)
     ap.add_argument("--heights", type=int, nargs=2, default=[1024, 4096])
@@ -340,6 +416,14 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--seam-precision", default="bf16")
     ap.add_argument("--quick", action="store_true", help="seams: blends x overlaps only")
+    ap.add_argument("--checkpoint", help="seams: an rs-vit checkpoint folder (default: ukis-csmask "
+                    "on the Sen1Floods11 S2 chip); needs --scene")
+    ap.add_argument("--labels", help="seams: label raster on the scene grid; adds each row's mIoU")
+    ap.add_argument("--heldout-fraction", type=float, default=0.25,
+                    help="seams: bottom share of the rows not trained on (mIoU held-out; the run's val_fraction)")
+    ap.add_argument("--seam-tiles", type=int, nargs="+",
+                    help="seams: tile sizes; every blend x overlap {0, 0.25, 0.5} at the first, Hann at the "
+                    "others (default with --checkpoint: its tile, half and double it)")
     ap.add_argument("--workdir", default="/tmp/rs_vit_bench")
     ap.add_argument("--tag", default="", help="suffix for the results file")
     ns = ap.parse_args()
