@@ -203,9 +203,9 @@ class SlidingWindowPredictor:
         """Probabilities ``(B, K, tile, tile)`` float32 on the CPU for a batch of raw (not yet
         normalised) windows; ``invalid`` ``(B, tile, tile)`` pixels are fed as the mean."""
         t = torch.as_tensor(raw)
-        x = t.to(self.device, torch.float32, non_blocking=True)
-        if x is t:
-            x = x.clone()
+        fmt = torch.channels_last if self.channels_last and t.ndim == 4 else torch.contiguous_format
+        x = torch.empty(t.shape, dtype=torch.float32, device=self.device, memory_format=fmt)
+        x.copy_(t, non_blocking=True)  # one copy: to float, to the device and to the model's layout
         x.sub_(self.mean).div_(self.std)  # in place: no extra copies of the batch
         if invalid is not None:
             x.masked_fill_(invalid.to(self.device)[:, None], 0.0)

@@ -9,9 +9,10 @@ pixel-interleaved GeoTIFFs decode straight into the caller's buffer.
 
 So the reader reads *units*: rectangles aligned to the block grid (several blocks wide, so one
 call decodes several blocks with ``GDAL_NUM_THREADS``). Each unit is read when the first window
-needs it and dropped right after the last window (in grid order) that uses it, which is known
-in advance. Memory: about one row of units across the scene (the row the next row of windows
-still needs) plus one unit — ``block height × width × bands`` of the scene's data type.
+needs it, cut down to the rows later windows still need as soon as the current row of windows
+has passed it, and dropped after the last window (in grid order) that uses it — all known in
+advance. Memory: about the overlap rows across the scene plus the units under the current
+window, of the scene's data type.
 """
 
 from __future__ import annotations
@@ -68,12 +69,16 @@ class UnitReader:
         self.uh = _unit_size(bh, H, tile, unit_height)
         self.uw = _unit_size(bw, W, tile, max_unit_width)
         self.windows = [(r, c) for row in grid for r, c in row]
-        self.last_use: dict[tuple[int, int], int] = {}
+        # for each unit, the windows that use it (in order): it is dropped after the last one,
+        # and cropped to the rows the next one needs in between
+        self.users: dict[tuple[int, int], list[int]] = {}
         for k, (r, c) in enumerate(self.windows):
             for key in self._units(r, c):
-                self.last_use[key] = k
-        self.units: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+                self.users.setdefault(key, []).append(k)
+        self._next = dict.fromkeys(self.users, 0)
+        self.units: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}  # top row, data, invalid
         self.decoded_pixels = 0  # pixels read from the file, for tests and benchmarks
+        self.held_bytes = self.peak_bytes = 0  # decoded pixels held, for tests and benchmarks
 
     def _units(self, r: int, c: int) -> Iterator[tuple[int, int]]:
         h = min(self.tile, self.src.height - r)
@@ -82,15 +87,36 @@ class UnitReader:
             for j in range(c // self.uw, (c + w - 1) // self.uw + 1):
                 yield i, j
 
-    def _unit(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def _unit(self, i: int, j: int) -> tuple[int, np.ndarray, np.ndarray]:
         got = self.units.get((i, j))
         if got is None:
             r0, c0 = i * self.uh, j * self.uw
             win = Window(c0, r0, min(self.uw, self.src.width - c0), min(self.uh, self.src.height - r0))
             data = read_window(self.src, win, self.indexes)
             self.decoded_pixels += int(win.width * win.height)
-            got = self.units[(i, j)] = (data, invalid_mask(data, self.nodata))
+            got = self.units[(i, j)] = (r0, data, invalid_mask(data, self.nodata))
+            self._hold(data.nbytes)
         return got
+
+    def _hold(self, nbytes: int) -> None:
+        self.held_bytes += nbytes
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+
+    def _release(self, key: tuple[int, int], k: int) -> None:
+        """After window ``k``: drop unit ``key`` if no later window uses it, else keep only the
+        rows from the next user's top row down (later windows never reach higher)."""
+        users, n = self.users[key], self._next[key] + 1
+        self._next[key] = n
+        top, data, inv = self.units[key]
+        if n == len(users):
+            del self.units[key]
+            self._hold(-data.nbytes)
+            return
+        cut = self.windows[users[n]][0] - top
+        if cut > 0:
+            kept = data[:, cut:].copy()
+            self.units[key] = (top + cut, kept, inv[cut:].copy())
+            self._hold(kept.nbytes - data.nbytes)
 
     def __iter__(self) -> Iterator[WindowData]:
         T = self.tile
@@ -98,25 +124,24 @@ class UnitReader:
             h, w = min(T, self.src.height - r), min(T, self.src.width - c)
             keys = list(self._units(r, c))
             if len(keys) == 1:  # inside one unit: a view, no copy
-                data, inv = self._unit(*keys[0])
-                r0, c0 = r - keys[0][0] * self.uh, c - keys[0][1] * self.uw
-                out = data[:, r0:r0 + h, c0:c0 + w]
-                oinv = inv[r0:r0 + h, c0:c0 + w]
+                top, data, inv = self._unit(*keys[0])
+                c0 = c - keys[0][1] * self.uw
+                out = data[:, r - top:r - top + h, c0:c0 + w]
+                oinv = inv[r - top:r - top + h, c0:c0 + w]
             else:
                 out = oinv = None
                 for i, j in keys:
-                    data, inv = self._unit(i, j)
+                    top, data, inv = self._unit(i, j)
                     if out is None:
                         out = np.empty((data.shape[0], h, w), dtype=data.dtype)
                         oinv = np.empty((h, w), dtype=bool)
                     # the part of unit (i, j) inside the window, in window and unit coordinates
                     y0, y1 = max(r, i * self.uh), min(r + h, (i + 1) * self.uh)
                     x0, x1 = max(c, j * self.uw), min(c + w, (j + 1) * self.uw)
-                    uy, ux = i * self.uh, j * self.uw
-                    out[:, y0 - r:y1 - r, x0 - c:x1 - c] = data[:, y0 - uy:y1 - uy, x0 - ux:x1 - ux]
-                    oinv[y0 - r:y1 - r, x0 - c:x1 - c] = inv[y0 - uy:y1 - uy, x0 - ux:x1 - ux]
+                    ux = j * self.uw
+                    out[:, y0 - r:y1 - r, x0 - c:x1 - c] = data[:, y0 - top:y1 - top, x0 - ux:x1 - ux]
+                    oinv[y0 - r:y1 - r, x0 - c:x1 - c] = inv[y0 - top:y1 - top, x0 - ux:x1 - ux]
             assert out is not None and oinv is not None
-            for key in keys:  # dropped after their last window: each block is decoded once
-                if self.last_use[key] == k:
-                    del self.units[key]
+            for key in keys:  # each block decoded once, its rows kept only while still needed
+                self._release(key, k)
             yield WindowData(r, c, out, oinv)
