@@ -15,7 +15,7 @@ from rs_vit.io.atomic import atomic_path, check_output
 
 
 def mask_to_frame(
-    mask: np.ndarray,
+    mask: np.ndarray | rasterio.Band,
     transform: rasterio.Affine,
     crs: rasterio.crs.CRS | None,
     class_names: Sequence[str],
@@ -27,7 +27,9 @@ def mask_to_frame(
     """Polygons of each class's connected regions (4-connected) as a GeoDataFrame.
 
     Args:
-        mask: ``(H, W)`` integer class mask.
+        mask: ``(H, W)`` integer class mask, or a band of an open raster
+            (``rasterio.band(src, 1)``), which GDAL polygonises line by line without reading
+            the whole mask into memory.
         transform, crs: the mask's georeferencing; polygons are in this CRS.
         class_names: name of each class index.
         nodata: mask value to leave out.
@@ -41,11 +43,16 @@ def mask_to_frame(
 
     if min_area < 0 or simplify < 0:
         raise ConfigError(f"--min-area and --simplify must be >= 0 (got {min_area}, {simplify}).")
-    valid = mask != nodata if nodata is not None else None
-    arr = mask if mask.dtype in (np.uint8, np.uint16, np.int16, np.int32) else mask.astype(np.int32)
+    if isinstance(mask, np.ndarray):
+        valid = mask != nodata if nodata is not None else None
+        src = mask if mask.dtype in (np.uint8, np.uint16, np.int16, np.int32) else mask.astype(np.int32)
+    else:  # a band: nodata regions come out as polygons of value `nodata` and are dropped below
+        valid, src = None, mask
     ids: list[int] = []
     geoms = []
-    for geom, value in shapes(arr, mask=valid, transform=transform, connectivity=4):
+    for geom, value in shapes(src, mask=valid, transform=transform, connectivity=4):
+        if nodata is not None and value == nodata:
+            continue
         g = shape(geom)
         if min_area and g.area < min_area:
             continue
@@ -74,15 +81,16 @@ def vectorize_mask(
 ) -> int:
     """Write the polygons of a class-mask GeoTIFF to a GeoPackage (atomically).
 
-    The mask is read whole (one byte per pixel for < 255 classes) so polygons are never cut at
-    block boundaries. Returns the number of polygons written.
+    GDAL polygonises the file's band line by line, so polygons are never cut at block
+    boundaries and the mask is never held in memory whole (only the polygons are). Returns the
+    number of polygons written.
     """
     out = check_output(out, overwrite=overwrite, label="vector output")
     if out.suffix.lower() != ".gpkg":
         raise ConfigError(f"--vector {out}: give a GeoPackage file name ending in .gpkg.")
     with rasterio.open(mask_path) as src:
-        mask = src.read(1)
-        gdf = mask_to_frame(mask, src.transform, src.crs, class_names, nodata=src.nodata,
+        nodata = int(src.nodata) if src.nodata is not None else None
+        gdf = mask_to_frame(rasterio.band(src, 1), src.transform, src.crs, class_names, nodata=nodata,
                             min_area=min_area, simplify=simplify)
     with atomic_path(out) as tmp:
         gdf.to_file(tmp, driver="GPKG", layer=layer)
