@@ -386,12 +386,12 @@ def test_debug_reraises_user_errors(ckpt: Path, work: Path) -> None:
 def test_gdal_error_deep_inside_is_clean(ckpt: Path, work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rasterio.errors import RasterioIOError
 
-    from rs_vit.infer import engine
+    from rs_vit.infer import reader
 
     def bad_read(*a: object, **k: object) -> None:
         raise RasterioIOError("s.tif, band 1: IReadBlock failed at X offset 0, Y offset 0")
 
-    monkeypatch.setattr(engine, "read_window", bad_read)
+    monkeypatch.setattr(reader, "read_window", bad_read)
     before = snapshot(work)
     scene = make_scene(work / "s.tif")
     res = cli("predict", scene, "-k", ckpt, "--out", work / "mask.tif", "--no-progress")

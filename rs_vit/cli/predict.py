@@ -96,6 +96,12 @@ def predict_cmd(
     transforms(tta)
     if prob_dtype not in PROB_DTYPES:
         raise ConfigError(f"Unknown --prob-dtype {prob_dtype!r}; choose uint8 or float32.")
+    if len(paths) == 1:  # a bad scene or band mismatch is reported before the weights load
+        from rs_vit.io.bands import match_bands
+        from rs_vit.io.raster import scene_info
+
+        info = scene_info(paths[0], bands=band_list, sensor=sensor)
+        match_bands(info.band_names, spec.bands, scene_label=f"Scene {info.path.name}")
     model, spec = load_model(checkpoint)
     predictor = SlidingWindowPredictor(
         model, spec, tile_size=tile_size, overlap=DEFAULT_OVERLAP if overlap is None else overlap,
