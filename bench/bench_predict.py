@@ -97,8 +97,14 @@ def build(model: str, bands: int, classes: int, tile: int):
     if model == "pointwise":  # a 1x1 convolution: isolates the engine (I/O, blending, writing)
         net = torch.nn.Conv2d(bands, classes, 1)
         extra = {"tile_multiple": 32}
-    else:
-        net = create_model(model, in_channels=bands, num_classes=classes)
+    else:  # "<name>:stock" = the registry model with smp's stock decoder forward (for comparison)
+        net = create_model(model.split(":")[0], in_channels=bands, num_classes=classes)
+        if model.endswith(":stock"):
+            from segmentation_models_pytorch.decoders.segformer.decoder import SegformerDecoder
+
+            for m in net.modules():
+                if isinstance(m, SegformerDecoder):
+                    m.__class__ = SegformerDecoder
     spec = ModelSpec(extra=extra, name=model, in_channels=bands, num_classes=classes, bands=canon,
                      mean=[1500.0] * bands, std=[600.0] * bands,
                      classes=[{"name": f"class{i}"} for i in range(classes)], tile_size=tile)
@@ -186,6 +192,15 @@ def child_predict(a: dict[str, Any]) -> dict[str, Any]:
                    cpu_s_per_window_e2e=cpu_e2e / max(1, r.windows), cpu_s_per_window_pure=cpu_pure / n,
                    cpu_overhead_ratio=(cpu_e2e / max(1, r.windows)) / (cpu_pure / n),
                    load_avg=os.getloadavg()[0])
+        # the reader alone over the same grid (decoding + cutting windows), CPU time per window
+        from rs_vit.infer.reader import UnitReader
+
+        with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(a["scene"]) as src:
+            grid_rows = make_grid(r.height, r.width, a["tile"], a["overlap"])
+            c0 = time.process_time()
+            nwin = sum(1 for _ in UnitReader(src, [i - 1 for i in idx], 0, grid_rows, a["tile"],
+                                             max_unit_width=pred.max_read_width))
+            res["read_cpu_s_per_window"] = (time.process_time() - c0) / max(1, nwin)
     out.unlink(missing_ok=True)
     return res
 
@@ -307,7 +322,8 @@ def cmd_throughput(ns: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"{model:24s} {prec:5s} {r['windows']:5d} win  {r['windows_per_s']:6.2f} win/s  "
                   f"{r['mp_per_s']:6.3f} MP/s  pure {r['pure_s_per_window'] * 1e3:6.1f} ms/win  e2e "
                   f"{r['e2e_s_per_window'] * 1e3:6.1f} ms/win  overhead x{r['overhead_ratio']:.3f} (CPU time "
-                  f"x{r['cpu_overhead_ratio']:.3f})  load {r['load_avg']:.1f}  "
+                  f"x{r['cpu_overhead_ratio']:.3f})  read {r['read_cpu_s_per_window'] * 1e3:.1f} ms CPU/win  "
+                  f"load {r['load_avg']:.1f}  "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
             out.append(r)
     return out
@@ -405,7 +421,8 @@ def main() -> None:
     ap.add_argument("--bands", type=int, default=13)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--models", nargs="+", default=["segformer_b0", "segformer_b2"],
-                    help="registry names, 'ukis_csmask' (real weights) or 'pointwise' (engine only)")
+                    help="registry names (append ':stock' for smp's stock SegFormer decoder), 'ukis_csmask' "
+                         "(real weights) or 'pointwise' (engine only)")
     ap.add_argument("--precisions", nargs="+", default=["bf16"])
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--overlap", type=float, default=0.25)
