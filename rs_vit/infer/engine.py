@@ -139,8 +139,9 @@ class SlidingWindowPredictor:
         compile: wrap the model in ``torch.compile`` (first batches are slow while it compiles).
         max_read_width: widest block-aligned unit (pixels) read in one call (see
             :mod:`rs_vit.infer.reader`: every block of the file is decoded once).
-        gdal_cache_mb: GDAL's block cache (``GDAL_CACHEMAX``, MB) while reading; GDAL's default
-            (5 % of RAM) would otherwise hold hundreds of MB of decoded blocks.
+        gdal_cache_mb: GDAL's block cache (``GDAL_CACHEMAX``, MB) while predicting; GDAL's
+            default (5 % of RAM) would otherwise hold every written output block, so memory
+            would grow with scene height.
     """
 
     def __init__(
@@ -591,7 +592,10 @@ def predict_scene(
 
     t0 = time.perf_counter()
     n_poly: int | None = None
-    with open_raster(info.path) as src, ExitStack() as stack:
+    # GDAL's block cache would otherwise keep every written block (default: 5 % of RAM), so
+    # memory would grow with the scene's height: the outputs are flushed as the cache fills
+    with rasterio.Env(GDAL_CACHEMAX=predictor.gdal_cache_mb), open_raster(info.path) as src, \
+            ExitStack() as stack:
         for s in sinks.values():
             stack.enter_context(s.open())
         try:
