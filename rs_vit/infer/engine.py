@@ -41,6 +41,8 @@ from rs_vit.models.checkpoint import ModelSpec, load_model
 DEFAULT_OVERLAP = 0.25
 DEFAULT_BLEND = "hann"
 PROB_DTYPES = ("uint8", "float32")
+#: Columns finalised at a time when a block of rows is written (bounds the temporaries).
+FINISH_COLUMNS = 2048
 
 
 @dataclass
@@ -159,7 +161,7 @@ class SlidingWindowPredictor:
         read_threads: int = 2,
         tta: str | bool | None = "none",
         compile: bool = False,
-        max_read_width: int = 2048,
+        max_read_width: int = 1024,
         gdal_cache_mb: int = 64,
     ) -> None:
         self.spec = spec
@@ -573,17 +575,28 @@ def predict_scene(
     tick = progress(total, info.path.name) if callable(progress) else None
 
     def finish(row0: int, acc: np.ndarray, ws: np.ndarray, v: np.ndarray) -> dict[str, Any]:
-        """Final outputs of a block of rows, from views of the accumulator (no full copy)."""
-        ok = v & (ws > 0)
-        idx, best = _running_max(acc)  # the weight sum is per pixel: argmax needs no division
-        cls = idx.astype(dtype, copy=False)
-        cls[~ok] = out_nodata
-        res: dict[str, Any] = {"row0": row0, "mask": cls}
-        inv_ws = 1.0 / np.where(ok, ws, 1.0)
+        """Final outputs of a block of rows, from views of the accumulator, a few columns at a
+        time (temporaries stay small; only the outputs are allocated whole)."""
+        n, width = ws.shape
+        res: dict[str, Any] = {"row0": row0, "mask": np.empty((n, width), dtype=dtype)}
+        pdt = np.uint8 if prob_dtype == "uint8" else np.float32
         if "confidence" in sinks:
-            res["confidence"] = _scale_probs(best * inv_ws, prob_dtype, ok)
+            res["confidence"] = np.empty((n, width), dtype=pdt)
         if "probabilities" in sinks:
-            res["probabilities"] = np.stack([_scale_probs(a * inv_ws, prob_dtype, ok) for a in acc])
+            res["probabilities"] = np.empty((K, n, width), dtype=pdt)
+        for c0 in range(0, width, FINISH_COLUMNS):
+            cs = slice(c0, min(width, c0 + FINISH_COLUMNS))
+            ok = v[:, cs] & (ws[:, cs] > 0)
+            idx, best = _running_max(acc[:, :, cs])  # the weight sum is per pixel: no division
+            cls = idx.astype(dtype, copy=False)
+            cls[~ok] = out_nodata
+            res["mask"][:, cs] = cls
+            inv_ws = 1.0 / np.where(ok, ws[:, cs], 1.0)
+            if "confidence" in sinks:
+                res["confidence"][:, cs] = _scale_probs(best * inv_ws, prob_dtype, ok)
+            if "probabilities" in sinks:
+                for k in range(K):
+                    res["probabilities"][k, :, cs] = _scale_probs(acc[k, :, cs] * inv_ws, prob_dtype, ok)
         return res
 
     def write(res: dict[str, Any]) -> None:
