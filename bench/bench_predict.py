@@ -138,101 +138,86 @@ def rss_mb() -> float:
 
 
 # -- child measurements ------------------------------------------------------------------------
-def child_predict(a: dict[str, Any]) -> dict[str, Any]:
-    """End-to-end ``predict_scene`` on a scene file, then the pure forward on its first windows."""
+def _predictor(a: dict[str, Any]):
     import torch
 
-    from rs_vit.infer.engine import SlidingWindowPredictor, predict_scene
-    from rs_vit.io.bands import match_bands
-    from rs_vit.io.raster import scene_info
+    from rs_vit.infer.engine import SlidingWindowPredictor
 
     torch.set_num_threads(a["threads"])
     net, spec = build(a["model"], a["bands"], a["classes"], a["tile"])
     pred = SlidingWindowPredictor(net, spec, tile_size=a["tile"], overlap=a["overlap"], blend=a["blend"],
                                   batch_size=a["batch"], device="cpu", precision=a["precision"],
                                   compile=a.get("compile", False))
-    rss_model = rss_mb()
-    out = Path(a["out"])
     # warm-up: one batch through the model (allocator, oneDNN kernels)
-    warm = np.zeros((a["batch"], spec.in_channels, a["tile"], a["tile"]), np.float32) + np.asarray(spec.mean, np.float32)[:, None, None]
-    pred.predict_batch(warm)
+    warm = np.zeros((a["batch"], spec.in_channels, a["tile"], a["tile"]), np.float32)
+    pred.predict_batch(warm + np.asarray(spec.mean, np.float32)[:, None, None])
+    return pred, spec
+
+
+def child_predict(a: dict[str, Any]) -> dict[str, Any]:
+    """End-to-end ``predict_scene`` on a scene file (peak RSS = this process's), then, with
+    ``read``, the reader alone over the same grid (CPU time per window)."""
     import rasterio
 
+    from rs_vit.infer.engine import predict_scene
     from rs_vit.infer.grid import make_grid
+    from rs_vit.infer.reader import UnitReader
+    from rs_vit.io.bands import match_bands
+    from rs_vit.io.raster import scene_info
 
-    info = scene_info(a["scene"])
-    idx = [i + 1 for i in match_bands(info.band_names, spec.bands)]
-    pure_runs: list[tuple[float, float]] = []
-    xs: list[torch.Tensor] = []
-    n = 0
-    if a.get("pure", True):
-        # the same model on the same windows, same precision and batch: no I/O, no blending;
-        # measured before and after every end-to-end run (the host's speed drifts)
-        from rasterio.windows import Window
-
-        grid = [w for row in make_grid(info.height, info.width, a["tile"], a["overlap"]) for w in row]
-        n = min(len(grid), a.get("pure_windows", 48))
-        with rasterio.open(a["scene"]) as src:
-            wins = np.stack([src.read(idx, window=Window(c, rr, a["tile"], a["tile"]), boundless=True)
-                             for rr, c in grid[:n]]).astype(np.float32)
-        mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-        std = torch.tensor(spec.std).view(1, -1, 1, 1)
-        xs = [((torch.from_numpy(wins[i:i + a["batch"]]) - mean) / std) for i in range(0, n, a["batch"])]
-
-    def pure() -> None:
-        with torch.inference_mode():
-            pred._probs(xs[0])
-            t0, c0 = time.perf_counter(), time.process_time()
-            for x in xs:
-                pred._probs(x)
-            pure_runs.append(((time.perf_counter() - t0) / n, (time.process_time() - c0) / n))
-
-    e2e_runs: list[tuple[float, float]] = []
-    for _ in range(a.get("rounds", 1)):
-        if xs:
-            pure()
-        c0 = time.process_time()
-        r = predict_scene(a["scene"], out, predictor=pred, overwrite=True, cog=a.get("cog", False))
-        e2e_runs.append((r.seconds / max(1, r.windows), (time.process_time() - c0) / max(1, r.windows)))
-    rss_predict = rss_mb()
+    pred, spec = _predictor(a)
+    rss_model = rss_mb()
+    out = Path(a["out"])
+    c0 = time.process_time()
+    r = predict_scene(a["scene"], out, predictor=pred, overwrite=True, cog=a.get("cog", False))
+    cpu_e2e = time.process_time() - c0
     res: dict[str, Any] = {"windows": r.windows, "skipped": r.windows_skipped, "seconds": r.seconds,
                            "windows_per_s": r.windows_per_second, "mp_per_s": r.megapixels_per_second,
-                           "peak_rss_mb": rss_predict, "rss_after_model_mb": rss_model,
-                           "engine": pred.describe(), "width": r.width, "height": r.height}
-    if xs:
-        pure()
-        ratios = [e[0] / ((pure_runs[k][0] + pure_runs[k + 1][0]) / 2) for k, e in enumerate(e2e_runs)]
-        cpu_ratios = [e[1] / ((pure_runs[k][1] + pure_runs[k + 1][1]) / 2) for k, e in enumerate(e2e_runs)]
-        k = int(np.argsort(ratios)[len(ratios) // 2])  # the median round
-        res.update(pure_windows=n, rounds=len(e2e_runs), pure_s_per_window=(pure_runs[k][0] + pure_runs[k + 1][0]) / 2,
-                   pure_runs_s_per_window=[p[0] for p in pure_runs], e2e_s_per_window=e2e_runs[k][0],
-                   e2e_runs_s_per_window=[e[0] for e in e2e_runs], overhead_ratio=ratios[k],
-                   overhead_ratios=ratios, cpu_s_per_window_e2e=e2e_runs[k][1],
-                   cpu_s_per_window_pure=(pure_runs[k][1] + pure_runs[k + 1][1]) / 2,
-                   cpu_overhead_ratio=cpu_ratios[k], load_avg=os.getloadavg()[0])
-        # the reader alone over the same grid (decoding + cutting windows), CPU time per window
-        from rs_vit.infer.reader import UnitReader
-
-        with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(a["scene"]) as src:
-            grid_rows = make_grid(r.height, r.width, a["tile"], a["overlap"])
-            c0 = time.process_time()
-            nwin = sum(1 for _ in UnitReader(src, [i - 1 for i in idx], 0, grid_rows, a["tile"],
-                                             max_unit_width=pred.max_read_width))
-            res["read_cpu_s_per_window"] = (time.process_time() - c0) / max(1, nwin)
+                           "peak_rss_mb": rss_mb(), "rss_after_model_mb": rss_model,
+                           "engine": pred.describe(), "width": r.width, "height": r.height,
+                           "e2e_s_per_window": r.seconds / max(1, r.windows),
+                           "cpu_s_per_window_e2e": cpu_e2e / max(1, r.windows), "load_avg": os.getloadavg()[0]}
     out.unlink(missing_ok=True)
+    if a.get("read", False):
+        info = scene_info(a["scene"])
+        idx = match_bands(info.band_names, spec.bands)
+        with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(a["scene"]) as src:
+            grid = make_grid(r.height, r.width, a["tile"], a["overlap"])
+            c0 = time.process_time()
+            n = sum(1 for _ in UnitReader(src, idx, 0, grid, a["tile"], max_unit_width=pred.max_read_width))
+            res["read_cpu_s_per_window"] = (time.process_time() - c0) / max(1, n)
     return res
 
 
-def _seam_model(a: dict[str, Any]):
-    """(model, spec, scene path) of a seam run: an rs-vit checkpoint on ``a["scene"]``, or
-    the ukis-csmask U-Net on the Sen1Floods11 S2 chip."""
-    if a.get("checkpoint"):
-        from rs_vit.models.checkpoint import load_model
+def child_pure(a: dict[str, Any]) -> dict[str, Any]:
+    """The same model on the scene's first windows, same precision and batch size, tensors
+    already in memory: forward + softmax only (no I/O, no blending)."""
+    import rasterio
+    import torch
+    from rasterio.windows import Window
 
-        net, spec = load_model(a["checkpoint"], device="cpu")
-        return net, spec, Path(a["scene"])
-    net, spec = ukis_model()
-    return net, spec, Path(a.get("scene") or S2_CHIP)
+    from rs_vit.infer.grid import make_grid
+    from rs_vit.io.bands import match_bands
+    from rs_vit.io.raster import scene_info
+
+    pred, spec = _predictor(a)
+    info = scene_info(a["scene"])
+    idx = [i + 1 for i in match_bands(info.band_names, spec.bands)]
+    grid = [w for row in make_grid(info.height, info.width, a["tile"], a["overlap"]) for w in row]
+    n = min(len(grid), a.get("pure_windows", 48))
+    with rasterio.open(a["scene"]) as src:
+        wins = np.stack([src.read(idx, window=Window(c, rr, a["tile"], a["tile"]), boundless=True)
+                         for rr, c in grid[:n]]).astype(np.float32)
+    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std).view(1, -1, 1, 1)
+    xs = [((torch.from_numpy(wins[i:i + a["batch"]]) - mean) / std) for i in range(0, n, a["batch"])]
+    with torch.inference_mode():
+        pred._probs(xs[0])
+        t0, c0 = time.perf_counter(), time.process_time()
+        for x in xs:
+            pred._probs(x)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"pure_windows": n, "pure_s_per_window": dt / n, "cpu_s_per_window_pure": cpu / n}
 
 
 def child_seams(a: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +321,24 @@ def cmd_throughput(ns: argparse.Namespace) -> list[dict[str, Any]]:
                  "overlap": ns.overlap, "blend": ns.blend, "batch": ns.batch, "precision": prec,
                  "threads": ns.threads, "scene": str(scene), "out": str(Path(ns.workdir) / "out_mask.tif"),
                  "pure_windows": ns.pure_windows, "compile": ns.compile, "rounds": ns.rounds}
-            r = {**a, **run_child("predict", a)}
+            # pure model before and after every end-to-end run, each in its own process (the
+            # host's speed drifts; the end-to-end peak RSS is not inflated by the pure windows)
+            pures = [run_child("pure", a)]
+            runs = []
+            for k in range(ns.rounds):
+                runs.append(run_child("predict", {**a, "read": k == 0}))
+                pures.append(run_child("pure", a))
+            pw = [(pures[k]["pure_s_per_window"] + pures[k + 1]["pure_s_per_window"]) / 2 for k in range(len(runs))]
+            pc = [(pures[k]["cpu_s_per_window_pure"] + pures[k + 1]["cpu_s_per_window_pure"]) / 2 for k in range(len(runs))]
+            ratios = [e["e2e_s_per_window"] / p for e, p in zip(runs, pw)]
+            k = int(np.argsort(ratios)[len(ratios) // 2])  # the median round
+            r = {**a, **runs[k], "pure_s_per_window": pw[k], "cpu_s_per_window_pure": pc[k],
+                 "overhead_ratio": ratios[k], "cpu_overhead_ratio": runs[k]["cpu_s_per_window_e2e"] / pc[k],
+                 "overhead_ratios": ratios, "rounds": len(runs), "pure_windows": pures[0]["pure_windows"],
+                 "pure_runs_s_per_window": [p["pure_s_per_window"] for p in pures],
+                 "e2e_runs_s_per_window": [e["e2e_s_per_window"] for e in runs],
+                 "peak_rss_mb": max(e["peak_rss_mb"] for e in runs),
+                 "read_cpu_s_per_window": runs[0]["read_cpu_s_per_window"]}
             print(f"{model:24s} {prec:5s} {r['windows']:5d} win  {r['windows_per_s']:6.2f} win/s  "
                   f"{r['mp_per_s']:6.3f} MP/s  pure {r['pure_s_per_window'] * 1e3:6.1f} ms/win  e2e "
                   f"{r['e2e_s_per_window'] * 1e3:6.1f} ms/win  overhead x{r['overhead_ratio']:.3f} (CPU time "
@@ -427,7 +429,7 @@ def cmd_seams(ns: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         sys.path.insert(0, str(ROOT))
-        fn = {"predict": child_predict, "seams": child_seams}[sys.argv[2]]
+        fn = {"predict": child_predict, "pure": child_pure, "seams": child_seams}[sys.argv[2]]
         print(json.dumps(fn(json.loads(sys.argv[3]))))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
