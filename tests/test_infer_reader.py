@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.transform
 from rasterio.windows import Window
 
 from rs_vit.infer.grid import make_grid
@@ -49,3 +50,22 @@ def test_units_are_freed_as_the_grid_advances(tmp_path: Path) -> None:
             peak = max(peak, len(reader.units))
     # about one row of units (the next row of windows still needs it) plus the window's own
     assert peak <= 160 // 16 * 2 + 4, peak
+
+
+def test_huge_blocks_do_not_make_huge_units(tmp_path: Path) -> None:
+    """A file stored as one strip for the whole image: units stay a few tiles high (the strip is
+    decoded more than once) instead of holding the whole scene."""
+    scene = tmp_path / "one_strip.tif"
+    data = (np.arange(4 * 300 * 40, dtype=np.uint16).reshape(4, 300, 40) % 5000) + 1
+    with rasterio.open(scene, "w", driver="GTiff", width=40, height=300, count=4, dtype="uint16",
+                       blockysize=300, compress="deflate", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(500000, 4000000, 10, 10)) as dst:
+        dst.write(data)
+    grid = make_grid(300, 40, 16, 0.25)
+    with rasterio.open(scene) as src:
+        assert src.block_shapes[0] == (300, 40)
+        reader = UnitReader(src, [0, 1, 2, 3], None, grid, 16, unit_height=8)
+        for g in reader:
+            np.testing.assert_array_equal(g.data, data[:, g.row:g.row + 16, g.col:g.col + 16])
+    assert reader.uh == 16
+    assert reader.peak_bytes <= 3 * 16 * 40 * 4 * 2  # a few units of 16 rows, never the whole 300

@@ -37,14 +37,16 @@ class WindowData:
     invalid: np.ndarray
 
 
-def _unit_size(block: int, extent: int, tile: int, target: int) -> int:
-    """A multiple of ``block`` near ``target`` (at least one block); blocks much larger than a
-    tile (e.g. one strip for the whole file) are not aligned to: ``tile`` is used instead."""
-    if block >= extent:
+def _unit_size(block: int, extent: int, tile: int, target: int, *, whole_ok: bool) -> int:
+    """A multiple of ``block`` near ``target`` (at least one block). Blocks much larger than a
+    tile are not aligned to (``max(tile, target)`` is used: bounded memory, at the price of
+    decoding such blocks more than once) — except, with ``whole_ok``, a block spanning the whole
+    extent (full-width strips: any read decodes whole strips anyway)."""
+    if whole_ok and block >= extent:
         return extent
     if block > 2 * max(tile, target):
-        return max(tile, target)
-    return block * max(1, target // block)
+        return min(extent, max(tile, target))
+    return min(extent, block * max(1, target // block))
 
 
 class UnitReader:
@@ -66,8 +68,8 @@ class UnitReader:
         self.src, self.indexes, self.nodata, self.tile = src, list(indexes), nodata, tile
         H, W = src.height, src.width
         bh, bw = src.block_shapes[0] if src.block_shapes else (1, W)
-        self.uh = _unit_size(bh, H, tile, unit_height)
-        self.uw = _unit_size(bw, W, tile, max_unit_width)
+        self.uh = _unit_size(bh, H, tile, unit_height, whole_ok=False)
+        self.uw = _unit_size(bw, W, tile, max_unit_width, whole_ok=True)
         self.windows = [(r, c) for row in grid for r, c in row]
         # for each unit, the windows that use it (in order): it is dropped after the last one,
         # and cropped to the rows the next one needs in between
