@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from rs_vit.io.atomic import _cleanup, atomic_path
+from rs_vit.io.atomic import _cleanup, _write_failed, atomic_path
 
 GEO_KEYS = ("crs", "transform", "width", "height")
 
@@ -120,4 +121,8 @@ class RasterSink:
         """Write ``data`` (``(count, n, width)`` or ``(n, width)``) at scene row ``row0``."""
         assert self._dst is not None, "RasterSink.write outside open()"
         arr = data[None] if data.ndim == 2 else data
-        self._dst.write(arr, window=Window(0, row0, arr.shape[2], arr.shape[1]))
+        try:
+            self._dst.write(arr, window=Window(0, row0, arr.shape[2], arr.shape[1]))
+        except RasterioIOError as exc:  # blocks are flushed as GDAL's cache fills: a full disk shows here
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _write_failed(self.path, first) from exc
