@@ -527,12 +527,25 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
     setting_keys = ["model", "band_init", "pretrained", "train_fraction", "overlap", "blend"]
     vary = _varying(rows, setting_keys) or ["model"]
 
-    def save(fig: Figure, name: str) -> None:
+    def axes() -> tuple[Figure, Any]:
+        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+        return fig, fig.add_subplot()
+
+    def save(fig: Figure, ax: Any, name: str, title: str, xlabel: str | None, ylabel: str,
+             legend: int | None, grid: bool = True) -> None:
+        """Label, legend (font size ``legend``; None = no legend), grid, then write atomically."""
+        if xlabel:
+            ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if grid:
+            ax.grid(alpha=0.3)
+        if legend:
+            ax.legend(fontsize=legend)
         paths[name] = _atomic_write(out / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
     # 1. accuracy vs throughput: one marker per cell
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = axes()
     models = sorted({str(r["model"]) for r in rows})
     markers = "osD^v<>PX*"
     for i, m in enumerate(models):
@@ -541,16 +554,11 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
         for r in sel:
             ax.annotate(_label(r, [k for k in vary if k != "model"]), (r["mpx_per_s"], r["miou"]),
                         fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("prediction throughput (megapixels / s)")
-    ax.set_ylabel("held-out mIoU")
-    ax.set_title("Accuracy vs. throughput")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save(fig, "accuracy_vs_throughput")
+    save(fig, ax, "accuracy_vs_throughput", "Accuracy vs. throughput",
+         "prediction throughput (megapixels / s)", "held-out mIoU", legend=8)
 
     # 2. accuracy vs training-set size: one line per everything-but-size
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = axes()
     line_keys = [k for k in vary if k != "train_fraction"] or ["model"]
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -558,16 +566,11 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
     for name, sel in sorted(groups.items()):
         sel = sorted((r for r in sel if r.get("miou") is not None), key=lambda r: r["train_pixels"])
         ax.plot([r["train_pixels"] / 1e6 for r in sel], [r["miou"] for r in sel], marker="o", label=name)
-    ax.set_xlabel("labelled training pixels (millions)")
-    ax.set_ylabel("held-out mIoU")
-    ax.set_title("Accuracy vs. training-set size")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    save(fig, "accuracy_vs_train_size")
+    save(fig, ax, "accuracy_vs_train_size", "Accuracy vs. training-set size",
+         "labelled training pixels (millions)", "held-out mIoU", legend=7)
 
     # 3. boundary F1 by model: grouped bars, one bar per other setting
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = axes()
     other = [k for k in vary if k != "model"]
     settings = sorted({_label(r, other) for r in rows}) if other else [""]
     width = 0.8 / max(1, len(settings))
@@ -580,10 +583,7 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
         ax.bar(np.arange(len(models)) + (j - (len(settings) - 1) / 2) * width, vals, width,
                label=s or None)
     ax.set_xticks(range(len(models)), labels=models)
-    ax.set_ylabel("held-out boundary F1")
     ax.set_ylim(0, 1)
-    ax.set_title("Boundary F1 by model")
-    if other:
-        ax.legend(fontsize=6)
-    save(fig, "boundary_f1_by_model")
+    save(fig, ax, "boundary_f1_by_model", "Boundary F1 by model", None, "held-out boundary F1",
+         legend=6 if other else None, grid=False)
     return paths
