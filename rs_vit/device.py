@@ -85,6 +85,11 @@ class Rank:
     def distributed(self) -> bool:
         return self.world > 1
 
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes outputs and logs."""
+        return self.rank == 0
+
 
 def current_rank(env: Mapping[str, str] | None = None) -> Rank:
     """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by torchrun.

@@ -15,62 +15,41 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from rs_vit.device import current_rank
+from rs_vit.device import Rank, current_rank
 
 
-@dataclass
-class DistInfo:
-    """This process's place in the job."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_type: str) -> DistInfo:
+def init_distributed(device_type: str) -> Rank:
     """Join the process group when launched by torchrun (``WORLD_SIZE > 1``); else a single process."""
     r = current_rank()
-    if not r.distributed:
-        return DistInfo()
-    rank, world, local = r.rank, r.world, r.local_rank
-    if not dist.is_initialized():
+    if r.distributed and not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
-            torch.cuda.set_device(local)
+            torch.cuda.set_device(r.local_rank)
         dist.init_process_group(backend=backend)
-    return DistInfo(rank, world, local)
+    return r if r.distributed else Rank()
 
 
-def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+def all_reduce_sum(t: torch.Tensor, info: Rank) -> torch.Tensor:
     """Sum a tensor over ranks (a no-op in one process)."""
-    if info.enabled:
+    if info.distributed:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 
 
-def barrier(info: DistInfo) -> None:
+def barrier(info: Rank) -> None:
     """Wait for every rank (a no-op in one process)."""
-    if info.enabled:
+    if info.distributed:
         dist.barrier()
 
 
-def cleanup(info: DistInfo) -> None:
+def cleanup(info: Rank) -> None:
     """Leave the process group if this module joined one."""
-    if info.enabled and dist.is_initialized():
+    if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
 
 

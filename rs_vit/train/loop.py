@@ -30,13 +30,13 @@ from rs_vit.data.datasets import GridWindows, RandomWindows
 from rs_vit.data.scenes import LabeledScene, load_scene
 from rs_vit.data.split import TRAIN, VAL
 from rs_vit.data.stats import training_stats
-from rs_vit.device import autocast, precision_name, resolve_device, resolve_precision
+from rs_vit.device import Rank, autocast, precision_name, resolve_device, resolve_precision
 from rs_vit.errors import CheckpointError, ConfigError, OutputError
 from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics
 from rs_vit.io.atomic import atomic_write_text
 from rs_vit.models.checkpoint import ModelSpec, save_checkpoint
 from rs_vit.models.registry import check_tile_size, create_model, get_entry
-from rs_vit.train.ddp import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from rs_vit.train.ddp import all_reduce_sum, barrier, cleanup, init_distributed
 from rs_vit.train.losses import SegLoss
 from rs_vit.train.optim import build_optimizer, lr_lambda
 from rs_vit.train.resume import STATE_FILE, dump_train_state, load_train_state, set_rng_state
@@ -88,7 +88,7 @@ def prepare_run_dir(out_dir: Path, overwrite: bool) -> Path:
 @torch.no_grad()
 def validate(model: nn.Module, loader: DataLoader, num_classes: int, ignore_index: int,
              device: torch.device, dtype: torch.dtype | None, class_names: list[str],
-             channels_last: bool = True, dist_info: DistInfo | None = None) -> dict[str, Any]:
+             channels_last: bool = True, dist_info: Rank | None = None) -> dict[str, Any]:
     """Confusion-matrix metrics of ``model`` over a validation loader (summed over DDP ranks)."""
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
@@ -105,7 +105,7 @@ def validate(model: nn.Module, loader: DataLoader, num_classes: int, ignore_inde
         n += int((y != ignore_index).sum())
         cm.update(logits.argmax(1).cpu().numpy(), y.cpu().numpy())
     matrix = np.asarray(cm.matrix, dtype=np.int64)
-    if dist_info is not None and dist_info.enabled:
+    if dist_info is not None and dist_info.distributed:
         t = all_reduce_sum(torch.from_numpy(matrix.copy()), dist_info)
         matrix = t.numpy()
         ln = all_reduce_sum(torch.tensor([loss_sum, float(n)], dtype=torch.float64), dist_info)
@@ -236,7 +236,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(tcfg.device)
     dist_info = init_distributed(device.type)
-    if dist_info.enabled and device.type == "cuda":
+    if dist_info.distributed and device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
     if tcfg.batch_size % dist_info.world:
         raise ConfigError(f"train.batch_size {tcfg.batch_size} is not divisible by the {dist_info.world} "
@@ -258,7 +258,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     K = len(class_names)
     if main:
         log(f"Bands: {', '.join(bands)} | classes: {', '.join(class_names)} | device: {device}"
-            f" | precision: {precision_name(dtype)}" + (f" | {dist_info.world} processes" if dist_info.enabled else ""))
+            f" | precision: {precision_name(dtype)}" + (f" | {dist_info.world} processes" if dist_info.distributed else ""))
         log("Model: " + mcfg.name + (f" (pretrained: {mcfg.pretrained})" if mcfg.pretrained else
                                      " (trained from scratch: no pretrained weights)"))
     accum = tcfg.grad_accum
@@ -302,7 +302,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         if main:
             log(f"Distilling from {dcfg.teacher} ({dcfg.mode}, alpha {dcfg.alpha}, T {dcfg.temperature})")
     net: nn.Module = model
-    if dist_info.enabled:
+    if dist_info.distributed:
         if device.type == "cuda":  # BatchNorm statistics over the global batch (CPU/gloo: per rank)
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -356,7 +356,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
                 if tcfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 last_micro = (i + 1) % accum == 0
-                sync = net.no_sync() if (dist_info.enabled and not last_micro) else nullcontext()
+                sync = net.no_sync() if (dist_info.distributed and not last_micro) else nullcontext()
                 with sync:
                     with autocast(device, dtype):
                         logits = net(x)
