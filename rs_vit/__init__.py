@@ -7,6 +7,9 @@ The public API is small; everything else lives in subpackages::
 
 from __future__ import annotations
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -18,6 +21,25 @@ __all__ = [
     "train",
     "evaluate_mask",
 ]
+
+
+class _Package(types.ModuleType):
+    """The ``rs_vit`` module's class: keeps ``rs_vit.train`` the function.
+
+    Importing any ``rs_vit.train.<module>`` (``load_config`` does) makes Python bind the subpackage
+    as the attribute ``train`` of this package, which would shadow the lazily provided function
+    ``train`` (``from rs_vit import train`` would give a module: "'module' object is not
+    callable"). The binding is skipped; the subpackage stays importable by its full name
+    (``from rs_vit.train.loop import resume``, ``import rs_vit.train.ddp``).
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "train" and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.train":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):  # lazy: `import rs_vit` stays cheap (no torch import)

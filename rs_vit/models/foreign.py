@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rs_vit.errors import CheckpointError, ConfigError
+from rs_vit.errors import CheckpointError, ConfigError, ModelError
 from rs_vit.io.bands import normalize_name, resolve_band_names
 from rs_vit.models.adapt import AdaptReport, load_adapted
 from rs_vit.models.checkpoint import ModelSpec, load_model, save_checkpoint
@@ -156,8 +157,17 @@ def import_weights(
     model = create_model(desc.model, in_channels=len(bands), num_classes=len(classes), band_names=bands,
                          **desc.model_kwargs)
     state = read_weights(wpath)
-    report = load_adapted(model, state, in_channels=len(bands), src_bands=bands, dst_bands=bands,
-                          band_init="zero", source=str(wpath), min_fraction=0.9)
+    try:
+        report = load_adapted(model, state, in_channels=len(bands), src_bands=bands, dst_bands=bands,
+                              band_init="zero", source=str(wpath), min_fraction=0.9)
+    except ModelError as exc:  # its generic hint ("convert them with import-weights") is this command
+        reason = re.sub(r"[;:,]?\s*(the weights were made for another model)?[:;,]?\s*(pick the matching model "
+                        r"name)?\s*(or )?convert them with `rs-vit import-weights`\.?", "", str(exc)).rstrip(" .;:")
+        raise CheckpointError(
+            f"{reason}; the weights do not fit {desc.model} {desc.model_kwargs}: set `model` and "
+            "`model_kwargs` in the description to the architecture they were trained with (`rs-vit models` "
+            "lists the names)."
+        ) from None
     if report.skipped:
         raise CheckpointError(
             f"{wpath}: {len(report.skipped)} tensors do not fit {desc.model} {desc.model_kwargs} "

@@ -8,6 +8,8 @@ Local files are read safely: ``.safetensors`` with safetensors, ``.pth``/``.pt``
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,8 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         p = p / "model.safetensors"
     if not p.is_file():
         raise ModelError(f"Weights file {p} does not exist; give a .safetensors/.pth/.bin file.")
+    if p.stat().st_size == 0:
+        raise ModelError(f"{p}: is empty (0 bytes), not a weights file; re-download or re-export it.")
     if p.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -57,16 +61,43 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             raise ModelError(f"{p}: cannot be read as safetensors ({exc}).") from None
     elif p.suffix in WEIGHT_SUFFIXES:
         try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's own warnings would precede the one-line message
+                warnings.simplefilter("ignore")
+                obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many types for bad/unsafe files
-            raise ModelError(
-                f"{p}: cannot be loaded safely ({str(exc).splitlines()[0]}); only plain state dicts "
-                "are accepted (convert it to .safetensors)."
-            ) from None
+            raise _torch_load_failure(p, exc) from None
     else:
         raise ModelError(f"{p}: unknown weights format {p.suffix!r}; use one of {', '.join(WEIGHT_SUFFIXES)}.")
     state = clean_state_dict(obj, str(p))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _torch_load_failure(p: Path, exc: BaseException) -> ModelError:
+    """Why ``torch.load(p, weights_only=True)`` failed, in the user's terms.
+
+    torch's own messages mislead here: a refused pickle advises ``weights_only=False`` (which would
+    run the file's code), an empty or text file gives a bare ``EOFError()`` or ``KeyError(101)``.
+    """
+    text = str(exc)
+    blocked = re.search(r"unsupported GLOBAL (\S+)", text) or re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if "Weights only load failed" in text or blocked:
+        what = f" ({blocked.group(1)})" if blocked else ""
+        return ModelError(
+            f"{p}: refused: the file contains pickled code{what}, which rs-vit never runs. If you trust "
+            "its source, re-save its state dict as .safetensors (safetensors.torch.save_file) and pass that."
+        )
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch zip / protocol-2+ pickle
+        return ModelError(
+            f"{p}: is not a weights file (it starts with {head!r}, not a PyTorch archive or pickle); "
+            "give a .safetensors file or a state dict saved with torch.save."
+        )
+    detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ModelError(
+        f"{p}: is truncated, corrupt or not a weights file ({type(exc).__name__}: {detail}); "
+        "re-download it, or give a .safetensors file or a state dict saved with torch.save."
+    )
 
 
 def weights_band_names(path: str | Path) -> list[str] | None:
