@@ -6,13 +6,29 @@ values name the field. The resolved config is saved beside every run and in ever
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rs_vit.errors import ConfigError, suggest
+
+
+def _absolute(p: Path) -> Path:
+    """An input path made absolute against the working directory (``..`` collapsed, symlinks kept).
+
+    The rule for paths (see docs/training.md): a path written in a YAML file is relative to that
+    file's folder; a path given as a flag or in Python is relative to the working directory. Both
+    are made absolute when the config is built, so the ``config.yaml`` saved in a run directory
+    or checkpoint holds absolute paths and the run can be resumed or evaluated from any folder.
+    """
+    return Path(os.path.abspath(p))
+
+
+#: An input file or folder; stored absolute (see :func:`_absolute`).
+InputPath = Annotated[Path, AfterValidator(_absolute)]
 
 
 class _Section(BaseModel):
@@ -30,8 +46,11 @@ class ClassDef(_Section):
 class SceneDef(_Section):
     """One training scene and its labels."""
 
-    image: Path
-    labels: Path | None = Field(None, description="label raster on the scene grid, or vector labels")
+    image: InputPath | str | list[InputPath | str] = Field(
+        description="a raster, a folder or list of per-band files, a SAFE folder, a STAC item, or a URL "
+        "(https://, /vsicurl/, s3://); see docs/sources.md"
+    )
+    labels: InputPath | None = Field(None, description="label raster on the scene grid, or vector labels")
     label_attribute: str = Field("class_id", description="vector attribute holding the class id")
     label_value: int | None = Field(
         None, description="class id burnt for every polygon of a vector file without a class attribute"
@@ -39,6 +58,15 @@ class SceneDef(_Section):
     split: Literal["auto", "train", "val"] = Field(
         "auto", description="use the whole scene for training or validation, or split it spatially"
     )
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image(cls, v: Any) -> Any:
+        """URLs and GDAL ``/vsi…/`` paths stay text (a Path would fold ``https://``); local paths are paths."""
+        if isinstance(v, (list, tuple)):
+            return [cls._image(x) for x in v]
+        s = str(v)
+        return s if "://" in s or s.startswith("/vsi") else Path(s)
 
 
 class AugmentConfig(_Section):
@@ -74,7 +102,7 @@ class DataConfig(_Section):
     block_size: int | None = Field(
         None, ge=16, description="side of the split blocks in pixels (default: 4 x tile_size)"
     )
-    chips: Path | None = Field(
+    chips: InputPath | None = Field(
         None, description="chip folder written by `rs-vit tile` (images/ + masks/); chips are split by chip"
     )
     stats_samples: int = Field(2_000_000, gt=0, description="pixels sampled per band for statistics")
@@ -87,6 +115,20 @@ class DataConfig(_Section):
     )
     cache_mb: float = Field(
         2048.0, ge=0.0, description="scenes smaller than this are held in memory; larger ones are read window by window"
+    )
+    resolution: float | str | None = Field(
+        None, description="grid of scenes given as per-band files, SAFE folders or STAC items: a pixel size in "
+        "CRS units, a band name (that band's grid) or None (the finest band's)"
+    )
+    resampling: Literal["bilinear", "cubic", "cubicspline", "lanczos", "average", "mode", "nearest"] = Field(
+        "bilinear", description="resampling of reflectance bands onto that grid (masks and classes: nearest)"
+    )
+    band_pattern: str | None = Field(
+        None, description="regular expression with a 'band' group naming the band of each file in a band folder"
+    )
+    gdal_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="GDAL options for remote scenes, e.g. {GDAL_HTTP_MAX_RETRY: '5', AWS_NO_SIGN_REQUEST: 'YES'}",
     )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
@@ -105,19 +147,41 @@ class ModelConfig(_Section):
     """Which registered model to build and how to initialise it."""
 
     name: str = Field("segformer_b0", description="registered model name (see `rs-vit models`)")
-    pretrained: str | None = Field(None, description="'imagenet' or a timm tag; None trains from scratch")
-    weights: Path | None = Field(None, description="local weights file (.safetensors/.pth) to start from")
+    pretrained: str | None = Field(
+        None, description="'imagenet', a timm tag, or geospatial weights from `rs-vit weights` "
+        "(e.g. ssl4eo_s12_moco); None trains from scratch"
+    )
+    weights: InputPath | None = Field(None, description="local weights file (.safetensors/.pth) to start from")
+    weights_source: str | None = Field(
+        None, description="catalogue name (`rs-vit weights`) describing the `weights` file: its bands, "
+        "key layout and normalisation"
+    )
+    normalize: Literal["auto", "weights", "data"] = Field(
+        "auto", description="input normalisation: weights (the catalogue entry's own scaling and "
+        "statistics), data (statistics of the training pixels); auto: weights when starting from a "
+        "catalogue entry, else data"
+    )
     band_init: Literal["mean", "zero", "random", "cycle"] = Field(
         "mean", description="initialisation of input bands without a pretrained counterpart"
     )
     drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth (transformers)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
 
+    @model_validator(mode="after")
+    def _check_weights_source(self) -> ModelConfig:
+        if self.weights_source and self.weights is None:
+            raise ValueError("weights_source describes a local file: set weights as well (or use "
+                             f"pretrained: {self.weights_source} to download it)")
+        if self.weights_source and self.pretrained and self.pretrained != self.weights_source:
+            raise ValueError(f"pretrained ({self.pretrained}) and weights_source ({self.weights_source}) "
+                             "name different weights; keep one")
+        return self
+
 
 class DistillConfig(_Section):
     """DeiT-style pixel-wise distillation from a teacher checkpoint."""
 
-    teacher: Path | None = Field(None, description="teacher checkpoint folder (e.g. a CNN's runs/x/best)")
+    teacher: InputPath | None = Field(None, description="teacher checkpoint folder (e.g. a CNN's runs/x/best)")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the distillation loss (1 - alpha: ground truth)")
     temperature: float = Field(2.0, gt=0.0, description="softmax temperature of the soft targets")
     mode: Literal["soft", "hard", "both"] = Field(
@@ -159,7 +223,7 @@ class TrainConfig(_Section):
     early_stopping: int | None = Field(
         None, ge=1, description="stop after this many epochs without a better validation mIoU"
     )
-    init_from: Path | None = Field(None, description="start from the weights of an rs-vit checkpoint")
+    init_from: InputPath | None = Field(None, description="start from the weights of an rs-vit checkpoint")
     plots: bool = Field(True, description="write curves.png and val_samples.png at the end")
     tensorboard: bool = Field(True, description="also log to TensorBoard when it is installed")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (slower)")
@@ -194,6 +258,37 @@ class RunConfig(_Section):
         return self
 
 
+class PretrainConfig(_Section):
+    """Self-supervised masked image modelling (``rs-vit pretrain``); the loop options (epochs,
+    steps, batch, tile, lr, precision, out_dir…) come from the ``train`` section."""
+
+    method: Literal["auto", "mae", "simmim"] = Field(
+        "auto", description="auto: MAE for plain-ViT encoders (ViT, DeiT, Segmenter, SETR, DPT, TransUNet), "
+        "SimMIM for the others (Swin, SegFormer, Mixer, CNNs)",
+    )
+    mask_ratio: float | None = Field(None, gt=0.0, lt=1.0, description="share of patches masked (default 0.75 MAE, 0.6 SimMIM)")
+    mask_patch: int | None = Field(
+        None, ge=1, description="side of a masked square in pixels (default: the ViT patch for MAE, 32 for SimMIM)"
+    )
+    norm_pix_loss: bool | None = Field(
+        None, description="targets normalised per patch and band (default: on for MAE, off for SimMIM)"
+    )
+    loss: Literal["auto", "mse", "l1"] = Field("auto", description="reconstruction loss (auto: mse for MAE, l1 for SimMIM)")
+    decoder_dim: int = Field(128, ge=8, description="width of the MAE decoder")
+    decoder_depth: int = Field(2, ge=1, description="transformer blocks of the MAE decoder")
+    area: Literal["all", "train"] = Field(
+        "all", description="all: every valid pixel of every scene (labels unused); train: only the training "
+        "area of the split `rs-vit train` makes with the same data section and seed (validation pixels never seen)",
+    )
+    samples: int = Field(4, ge=0, le=16, description="windows shown in reconstructions.png (0: no plot)")
+
+
+class PretrainRunConfig(RunConfig):
+    """A pretraining run: a training config plus the ``pretrain`` section; saved as ``config.yaml``."""
+
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+
+
 def _format_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
     parts = []
     for err in exc.errors():
@@ -222,12 +317,13 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(cur, "model_fields", {}))
 
 
-def parse_config(data: dict[str, Any], *, source: str = "config") -> RunConfig:
-    """Validate a dict into a :class:`RunConfig` or raise :class:`ConfigError`."""
+def parse_config(data: dict[str, Any], *, source: str = "config", schema: type[RunConfig] = RunConfig) -> RunConfig:
+    """Validate a dict into a :class:`RunConfig` (or ``schema``, e.g. :class:`PretrainRunConfig`)
+    or raise :class:`ConfigError`."""
     try:
-        return RunConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, RunConfig, source)) from None
+        raise ConfigError(_format_validation_error(exc, schema, source)) from None
 
 
 def load_yaml(
@@ -269,7 +365,8 @@ def load_classes(path: str | Path) -> list[ClassDef]:
         raise ConfigError(_format_validation_error(exc, DataConfig, str(path))) from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                schema: type[RunConfig] = RunConfig) -> RunConfig:
     """Load a YAML config, apply dotted-key overrides (``{"train.epochs": 3}``), validate.
 
     Relative paths inside the YAML are resolved against the YAML file's folder; a
@@ -291,15 +388,21 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     d = data.get("data")
     if isinstance(d, dict) and isinstance(d.get("classes"), str):
         d["classes"] = [c.model_dump() for c in load_classes(d["classes"])]
-    return parse_config(data, source=str(path) if path else "options")
+    return parse_config(data, source=str(path) if path else "options", schema=schema)
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make the relative input paths of a YAML config absolute against its folder (in place)."""
 
     def fix(section: Any, key: str) -> None:
-        if isinstance(section, dict) and isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
-            section[key] = str(base / section[key])
+        if isinstance(section, dict) and isinstance(section.get(key), str) and not Path(section[key]).is_absolute() \
+                and "://" not in section[key] and not section[key].startswith("/vsi"):  # URLs stay as they are
+            rel = section[key]
+            # a config.yaml saved by rs-vit before paths were stored absolute holds paths relative
+            # to where `train` ran: kept as they are when only that reading finds the file
+            if key != "out_dir" and not (base / rel).exists() and Path(rel).exists():
+                return
+            section[key] = str(base / rel)
 
     d = data.get("data")
     if isinstance(d, dict):
@@ -307,6 +410,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         fix(d, "chips")
         for s in d.get("scenes", []) or []:
             fix(s, "image")
+            if isinstance(s, dict) and isinstance(s.get("image"), list):  # per-band files
+                s["image"] = [x if not isinstance(x, str) or "://" in x or x.startswith("/vsi") or Path(x).is_absolute()
+                              else str(base / x) for x in s["image"]]
             fix(s, "labels")
     fix(data.get("train"), "init_from")
     fix(data.get("train"), "out_dir")

@@ -203,11 +203,18 @@ def test_real_sen1floods11_labels(shared_data: Path, tmp_path: Path):
     ref = shared_data / "sen1floods11" / "Spain_7370579_LabelHand.tif"
     if not ref.is_file():
         pytest.skip(f"{ref} not found")
-    m = evaluate_mask(ref, ref, class_names=["not_water", "water"], ignore_values=[-1])
-    assert m["pixels"] == 512 * 512 - 99 and m["overall_accuracy"] == 1.0
-    assert m["boundary"]["mean_f1"] == 1.0
     with rasterio.open(ref) as src:
         lab, profile = src.read(1), src.profile
+    # as a prediction, -1 (no class) must be declared nodata: undeclared values outside the
+    # classes are refused (a scene passed by mistake)
+    with pytest.raises(InputError, match="Spain_7370579_LabelHand.tif: holds value.*-1.*a_nodata"):
+        evaluate_mask(ref, ref, class_names=["not_water", "water"], ignore_values=[-1])
+    profile.update(nodata=-1)
+    with rasterio.open(tmp_path / "same.tif", "w", **profile) as dst:
+        dst.write(lab, 1)
+    m = evaluate_mask(tmp_path / "same.tif", ref, class_names=["not_water", "water"], ignore_values=[-1])
+    assert m["pixels"] == 512 * 512 - 99 and m["overall_accuracy"] == 1.0
+    assert m["boundary"]["mean_f1"] == 1.0
     shifted = np.full_like(lab, -1)
     shifted[:, 1:] = lab[:, :-1]  # the water one pixel to the east
     with rasterio.open(tmp_path / "shifted.tif", "w", **profile) as dst:

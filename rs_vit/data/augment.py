@@ -39,6 +39,40 @@ def _per_band_jitter_cls() -> type:
     return PerBandJitter
 
 
+def _d4_numpy(x: np.ndarray, element: str) -> np.ndarray:
+    """The D4 group element ``element`` (albumentations' codes) applied to the first two axes of
+    ``x`` with NumPy, so any number of bands works (OpenCV's flip refuses more than 128)."""
+    ops = {
+        "e": lambda a: a,
+        "r90": lambda a: np.rot90(a, 1),
+        "r180": lambda a: np.rot90(a, 2),
+        "r270": lambda a: np.rot90(a, 3),
+        "v": lambda a: a[::-1],
+        "h": lambda a: a[:, ::-1],
+        "t": lambda a: a.swapaxes(0, 1),
+        "hvt": lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    }
+    if element not in ops:
+        raise ValueError(f"Invalid D4 group element: {element}")
+    return np.ascontiguousarray(ops[element](x))
+
+
+def _numpy_d4_cls() -> type:
+    import albumentations as A
+
+    class NumpyD4(A.D4):
+        """albumentations' ``D4`` (same random draws, same results) computed with NumPy, for
+        images with any number of bands (hyperspectral scenes have more than OpenCV's 128)."""
+
+        def apply(self, img: np.ndarray, group_element: str, **params: Any) -> np.ndarray:
+            return _d4_numpy(img, group_element)
+
+        def apply_to_mask(self, mask: np.ndarray, group_element: str, **params: Any) -> np.ndarray:
+            return _d4_numpy(mask, group_element)
+
+    return NumpyD4
+
+
 class Augment:
     """An albumentations pipeline over ``(C, H, W)`` float32 images and ``(H, W)`` masks."""
 
@@ -47,7 +81,7 @@ class Augment:
 
         ts: list[Any] = []
         if cfg.d4:
-            ts.append(A.D4(p=1.0))
+            ts.append(_numpy_d4_cls()(p=1.0))
         if cfg.scale is not None:
             lo, hi = cfg.scale
             ts.append(A.Affine(scale=(lo, hi), fill=0, fill_mask=ignore_index, p=1.0))

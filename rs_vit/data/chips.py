@@ -37,8 +37,8 @@ def export_chips(scene: SceneDef, data: DataConfig, out_dir: str | Path, *, tile
                             label_value=scene.label_value, split="train"), data, tile=tile)
     with rasterio.open(s.info.path) as src:
         prof = dict(src.profile)
-    prof.pop("blockxsize", None)
-    prof.pop("blockysize", None)
+    for key in ("blockxsize", "blockysize", "photometric", "alpha"):  # chips: plain deflate, bands only
+        prof.pop(key, None)
     prof.update(driver="GTiff", count=len(s.band_indexes), compress="deflate", tiled=False)
     ign = data.ignore_index
     mdtype = "uint8" if 0 <= ign <= 255 and max(s.class_values) < 255 else "int16"
@@ -48,7 +48,7 @@ def export_chips(scene: SceneDef, data: DataConfig, out_dir: str | Path, *, tile
     for r in window_starts(s.height, tile, stride):
         for c in window_starts(s.width, tile, stride):
             h, w = min(tile, s.height - r), min(tile, s.width - c)
-            img, lab, _ = s.read(r, c, h, w)
+            img, lab, inv = s.read(r, c, h, w)
             if (lab == ign).mean() > max_invalid:
                 continue
             name = f"{stem}_{r:06d}_{c:06d}.tif"
@@ -58,6 +58,8 @@ def export_chips(scene: SceneDef, data: DataConfig, out_dir: str | Path, *, tile
             t = window_transform(Window(c, r, w, h), s.info.transform)
             with rasterio.open(ip, "w", **{**prof, "width": w, "height": h, "transform": t}) as dst:
                 dst.write(img)
+                if s.info.mask_kind is not None and inv.any():  # the scene's GDAL mask goes along
+                    dst.write_mask(np.where(inv, 0, 255).astype(np.uint8))
                 for i, b in enumerate(s.info.band_names, 1):
                     dst.set_band_description(i, b)
             mprof = {**prof, "count": 1, "dtype": mdtype, "nodata": ign, "width": w, "height": h, "transform": t}

@@ -62,9 +62,11 @@ class RandomWindows(Dataset):
         self.p = areas / areas.sum()
         self.anchors = [s.split.anchor_windows(tile, TRAIN) for s in self.scenes]
         if not any(self.anchors):
+            sizes = ", ".join(f"{s.info.path.name} ({s.width}x{s.height} px)" for s in self.scenes[:5])
+            more = f" and {len(self.scenes) - 5} more" if len(self.scenes) > 5 else ""
             raise ConfigError(
-                f"No {tile}x{tile} training window fits inside the training area; lower "
-                "train.tile_size, raise data.block_size or lower data.val_fraction."
+                f"No {tile}x{tile} training window fits inside the training area of {sizes}{more}; "
+                "lower train.tile_size (--tile-size), raise data.block_size or lower data.val_fraction."
             )
         self.class_pixels: dict[int, list[tuple[int, np.ndarray]]] = {}
         if class_balanced > 0:

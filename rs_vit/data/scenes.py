@@ -21,7 +21,8 @@ from rs_vit.data.split import TRAIN, VAL, Split, block_split, row_split, whole_s
 from rs_vit.errors import ConfigError, InputError
 from rs_vit.io.bands import match_bands
 from rs_vit.io.labels import is_vector, load_vector_labels, rasterize_labels, read_label_raster
-from rs_vit.io.raster import SceneInfo, invalid_mask, open_raster, scene_info
+from rs_vit.io.raster import SceneInfo, invalid_mask, masked_pixels, open_raster, scene_info
+from rs_vit.io.sources import resolve_scene
 
 
 @dataclass
@@ -88,9 +89,11 @@ class LabeledScene:
             return (self.image[:, r:r + h, c:c + w], self.labels[r:r + h, c:c + w],
                     self.invalid[r:r + h, c:c + w])
         win = Window(c, r, w, h)
-        img = self._src(self.info.path).read([i + 1 for i in self.band_indexes], window=win)
+        src = self._src(self.info.path)
+        img = src.read([i + 1 for i in self.band_indexes], window=win)
         lab = self._read_labels(win)
-        inv = invalid_mask(img, self.info.nodata)
+        inv = invalid_mask(img, self.info.nodata,
+                           masked_pixels(src, win, self.band_indexes, kind=self.info.mask_kind))
         lab[inv] = self.ignore_index
         return img, lab, inv
 
@@ -148,10 +151,13 @@ def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = No
         InputError: unreadable files, labels off the scene grid, undeclared class values,
             vector labels without CRS or not overlapping the scene.
     """
-    info = scene_info(sd.image, bands=data.bands, sensor=data.sensor)
+    image = resolve_scene(sd.image, resolution=data.resolution, resampling=data.resampling,  # band files, URLs…
+                          band_pattern=data.band_pattern, sensor=data.sensor, gdal_config=data.gdal_config or None)
+    # the bands of a stacked product are named already: a sensor preset does not rename them
+    info = scene_info(image.path, bands=data.bands, sensor=data.sensor if image.band_names is None else None)
     indexes = (
         match_bands(info.band_names, band_names, scene_label=f"Scene {info.path.name}")
-        if band_names else list(range(info.count))
+        if band_names else info.input_indexes
     )
     if sd.labels is None:
         raise ConfigError(f"Scene {sd.image}: has no labels; add 'labels:' to train on it.")
@@ -176,8 +182,9 @@ def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = No
     if len(indexes) * info.height * info.width * itemsize / 2**20 <= data.cache_mb:
         with open_raster(info.path) as src:
             scene.image = src.read([i + 1 for i in indexes])
+            masked = masked_pixels(src, None, indexes, kind=info.mask_kind)
         scene.labels = scene._read_labels(None)
-        scene.invalid = invalid_mask(scene.image, info.nodata)
+        scene.invalid = invalid_mask(scene.image, info.nodata, masked)
         scene.labels[scene.invalid] = data.ignore_index
     return scene
 

@@ -24,7 +24,7 @@ from rs_vit.evaluate.boundary import BoundaryF1
 from rs_vit.evaluate.errormap import ErrorMapWriter, error_codes, window_stats
 from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics, evaluation_mask
 from rs_vit.io.labels import is_vector, load_vector_labels, rasterize_labels, read_label_raster
-from rs_vit.io.raster import SceneInfo, open_raster, scene_info
+from rs_vit.io.raster import SceneInfo, masked_pixels, open_raster, scene_info
 
 __all__ = ["evaluate_checkpoint", "evaluate_mask", "mask_class_names"]
 
@@ -146,6 +146,11 @@ def evaluate_mask(
         ConfigError: If ``rows`` is not inside the mask.
     """
     pred_info = scene_info(prediction, require_crs=False)
+    if pred_info.count != 1:
+        raise InputError(
+            f"{Path(prediction).name}: has {pred_info.count} bands, but a prediction is a one-band "
+            "class mask (as written by rs-vit predict); was a scene passed instead of its mask?"
+        )
     names = list(class_names) if class_names else mask_class_names(prediction)
     if names is None and num_classes is None:
         raise InputError(
@@ -175,6 +180,7 @@ def evaluate_mask(
                 a0, a1 = max(R0, r0 - halo), min(R1, r1 + halo)
                 win = Window(0, a0, W, a1 - a0)
                 pred = src.read(1, window=win).astype(np.int64)
+                masked = masked_pixels(src, win, kind=pred_info.mask_kind)
                 if gdf is not None:
                     ref = rasterize_labels(gdf, pred_info, label_attribute, class_values=range(K),
                                            background=background, ignore_index=ignore_index,
@@ -182,9 +188,12 @@ def evaluate_mask(
                 else:
                     ref = read_label_raster(reference, pred_info, window=win,
                                             ignore_index=ignore_index, ignore_values=ignore_values)
-                valid = np.ones_like(pred, dtype=bool)
+                valid = np.ones_like(pred, dtype=bool) if masked is None else ~masked
                 if pred_nodata is not None and not np.isnan(pred_nodata):
                     valid &= pred != int(pred_nodata)
+                _check_prediction_values(pred[valid], K, prediction)
+                if gdf is None:
+                    _check_reference_values(ref[valid & (ref != ignore_index)], K, reference)
                 core = (slice(r0 - a0, r1 - a0), slice(0, W))
                 acc.update(pred, ref, valid, core, grid_row=r0)
 
@@ -202,6 +211,39 @@ def evaluate_mask(
     return metrics
 
 
+def _check_prediction_values(values: np.ndarray, num_classes: int, path: str | Path) -> None:
+    """Refuse class values outside ``0..num_classes - 1`` in a prediction (naming a few of them)."""
+    bad = values[(values < 0) | (values >= num_classes)]
+    if bad.size:
+        found = np.unique(bad)
+        raise InputError(
+            f"{Path(path).name}: holds value(s) {summarize_values(found)} outside the "
+            f"{num_classes} classes (0..{num_classes - 1}); give a class mask written for these "
+            "classes (rs-vit predict) or the matching --classes, or declare its no-prediction "
+            f"value as nodata (gdal_edit.py -a_nodata {int(found[0])})."
+        )
+
+
+def _check_reference_values(values: np.ndarray, num_classes: int, path: str | Path) -> None:
+    """Refuse reference values that are neither a class nor ignored, naming the file and the fix."""
+    bad = values[(values < 0) | (values >= num_classes)]
+    if bad.size:
+        found = np.unique(bad)
+        flags = " ".join(f"--ignore-value {v}" for v in found[:3].tolist())
+        raise InputError(
+            f"{Path(path).name}: holds reference value(s) {summarize_values(found)} that are not among "
+            f"the {num_classes} classes (0..{num_classes - 1}) nor ignored; exclude them with {flags}"
+            f"{' …' if found.size > 3 else ''}, or give the classes they belong to (--classes)."
+        )
+
+
+def summarize_values(values: Sequence[int] | np.ndarray, first: int = 8) -> str:
+    """``[1, 2, 3, … 120 more]``: the first few values of a long list and how many are left out."""
+    vals = [int(v) for v in values]
+    head = ", ".join(str(v) for v in vals[:first])
+    return f"[{head}, … {len(vals) - first} more]" if len(vals) > first else f"[{head}]"
+
+
 # -- a checkpoint over a config's validation split ---------------------------------------------
 
 
@@ -211,6 +253,7 @@ class _ValArea:
 
     image: np.ndarray  # (C, h, w) raw values
     labels: np.ndarray  # (h, w) int64, ignore_index where unusable
+    invalid: np.ndarray  # (h, w) bool: nodata or masked by the scene's GDAL mask
     row: int  # top-left corner on the scene grid
     col: int
 
@@ -229,15 +272,15 @@ def _validation_scenes(config: Any, bands: Sequence[str]) -> Iterator[tuple[Scen
                        seed=config.train.seed)
         areas = []
         for r0, r1, c0, c1 in s.split.cells(VAL):
-            image, labels, _ = s.read(r0, c0, r1 - r0, c1 - c0)
-            areas.append(_ValArea(image, labels, r0, c0))
+            image, labels, invalid = s.read(r0, c0, r1 - r0, c1 - c0)
+            areas.append(_ValArea(image, labels, invalid, r0, c0))
         if areas:
             yield s.info, areas
 
 
 def _predict_array(predictor: Any, image: np.ndarray, nodata: float | None,
                    progress: Callable[[int], None] | None = None, crs: Any = None,
-                   transform: Any = None) -> np.ndarray:
+                   transform: Any = None, invalid: np.ndarray | None = None) -> np.ndarray:
     """Run the sliding-window predictor over an in-memory ``(C, h, w)`` array.
 
     Returns class indices ``(h, w)`` with ``num_classes`` where nothing was predicted (nodata).
@@ -262,6 +305,8 @@ def _predict_array(predictor: Any, image: np.ndarray, nodata: float | None,
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
             dst.write(image)
+            if invalid is not None and invalid.any():  # the scene's GDAL mask, as a mask again
+                dst.write_mask(np.where(invalid, 0, 255).astype(np.uint8))
         with mem.open() as src:
             predictor.run(src, list(range(c)), nodata, write_rows, progress=progress)
     return out
@@ -361,7 +406,8 @@ def evaluate_checkpoint(
                     total = sum(len(r) for r in make_grid(h, w, predictor.tile, overlap))
                     tick = progress(total, info.path.name)
                 transform = info.transform * info.transform.translation(a.col, a.row)
-                pred = _predict_array(predictor, a.image, info.nodata, tick, info.crs, transform)
+                pred = _predict_array(predictor, a.image, info.nodata, tick, info.crs, transform,
+                                      a.invalid)
                 own.update(pred, a.labels, pred < K, (slice(0, h), slice(0, w)),
                            grid_row=a.row, grid_col=a.col)
 

@@ -58,6 +58,8 @@ class PredictResult:
     height: int
     outputs: dict[str, Path] = field(default_factory=dict)
     polygons: int | None = None
+    #: One-line notes for the log: which nodata was used and why, value-range warnings.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def windows_per_second(self) -> float:
@@ -470,6 +472,30 @@ def _scale_probs(p: np.ndarray, dtype: str, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+_MASK_NAMES = {"alpha": "its alpha band", "per_dataset": "its GDAL mask (internal or .msk)",
+               "per_band": "its per-band GDAL masks"}
+
+
+def choose_nodata(nodata: float | None, info: Any, spec: ModelSpec) -> tuple[float | None, str]:
+    """The input nodata of a scene and a one-line note saying which and why.
+
+    ``--nodata`` wins, then the scene's own declaration; a scene that declares none has no
+    nodata value (only NaN and its GDAL mask, if any, mark invalid pixels) even when the
+    checkpoint's training data had one: the note then says how to apply it.
+    """
+    name = info.path.name
+    mask = f"; pixels masked by {_MASK_NAMES[info.mask_kind]} are nodata" if info.mask_kind else ""
+    if nodata is not None:
+        return nodata, f"{name}: nodata {nodata:g} (from --nodata){mask}."
+    if info.nodata is not None:
+        return info.nodata, f"{name}: nodata {info.nodata:g} (declared by the scene){mask}."
+    if spec.nodata is not None and not np.isnan(spec.nodata):
+        return None, (f"{name}: declares no nodata, so every pixel is predicted{mask} (the checkpoint's "
+                      f"training data used nodata {spec.nodata:g}: pass --nodata {spec.nodata:g} if it "
+                      "marks missing pixels here).")
+    return None, f"{name}: declares no nodata{mask or '; every pixel is predicted'}."
+
+
 def predict_scene(
     scene: str | Path,
     out: str | Path,
@@ -498,6 +524,7 @@ def predict_scene(
     cog: bool = False,
     tta: str | bool | None = "none",
     compile: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> PredictResult:
     """Predict a whole scene into a georeferenced class-mask GeoTIFF (and optional extras).
 
@@ -520,6 +547,10 @@ def predict_scene(
         tta, compile: see :class:`SlidingWindowPredictor`.
         progress: True for a progress bar on stderr, or a factory
             ``progress(total_windows, scene_name) -> tick(n)``.
+        nodata: input nodata value overriding the scene's declaration (see :func:`choose_nodata`;
+            a checkpoint's nodata is never applied to a scene that declares none).
+        log: receives one-line notes as the prediction starts (the nodata used and why, a scene
+            far outside the training data's value range); they are also in ``result.notes``.
 
     Raises:
         InputError, BandMismatchError, OutputError, ConfigError: with a one-line fix.
@@ -547,7 +578,8 @@ def predict_scene(
     spec = predictor.spec
     info = scene_info(scene, bands=bands, sensor=sensor)
     indexes = match_bands(info.band_names, spec.bands, scene_label=f"Scene {info.path.name}")
-    nd = nodata if nodata is not None else (info.nodata if info.nodata is not None else spec.nodata)
+    nd, nd_note = choose_nodata(nodata, info, spec)
+    notes = [nd_note]
     K = spec.num_classes
     dtype, out_nodata = mask_dtype_nodata(K)
     names = ",".join(spec.class_names)
@@ -609,6 +641,14 @@ def predict_scene(
     # memory would grow with the scene's height: the outputs are flushed as the cache fills
     with rasterio.Env(GDAL_CACHEMAX=predictor.gdal_cache_mb), open_raster(info.path) as src, \
             ExitStack() as stack:
+        from rs_vit.data.stats import range_mismatch, sample_scene_values
+
+        warning = range_mismatch(spec.value_range, spec.bands, sample_scene_values(src, indexes, nd),
+                                 info.dtype, info.path.name) if spec.value_range else None
+        if warning:
+            notes.append(warning)
+        for note in notes if log is not None else ():
+            log(note)
         for s in sinks.values():
             stack.enter_context(s.open())
         try:
@@ -635,5 +675,5 @@ def predict_scene(
     return PredictResult(
         scene=info.path, out=out, windows=ran, windows_skipped=skipped,
         seconds=time.perf_counter() - t0, width=info.width, height=info.height,
-        outputs=outputs, polygons=n_poly,
+        outputs=outputs, polygons=n_poly, notes=notes,
     )

@@ -24,7 +24,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from rs_vit.io.raster import invalid_mask, read_window
+from rs_vit.io.raster import gdal_mask_kind, invalid_mask, masked_pixels, read_window
 
 
 @dataclass
@@ -55,7 +55,8 @@ class UnitReader:
     Args:
         src: an open raster.
         indexes: 0-based band indexes to read, in model order.
-        nodata: value marking invalid pixels when every band has it (NaN/inf are always invalid).
+        nodata: value marking invalid pixels when every band has it (NaN/inf are always invalid,
+            and so are pixels the file's GDAL mask — alpha band, internal or ``.msk`` mask — masks).
         grid: the window grid (:func:`rs_vit.infer.grid.make_grid`).
         tile: window size; windows are clipped to the scene (``h, w <= tile``).
         max_unit_width: widest unit in pixels (wider blocks are used as they are).
@@ -66,6 +67,7 @@ class UnitReader:
                  grid: list[list[tuple[int, int]]], tile: int, *, max_unit_width: int = 2048,
                  unit_height: int = 256) -> None:
         self.src, self.indexes, self.nodata, self.tile = src, list(indexes), nodata, tile
+        self.mask_kind = gdal_mask_kind(src)
         H, W = src.height, src.width
         bh, bw = src.block_shapes[0] if src.block_shapes else (1, W)
         self.uh = _unit_size(bh, H, tile, unit_height, whole_ok=False)
@@ -96,7 +98,8 @@ class UnitReader:
             win = Window(c0, r0, min(self.uw, self.src.width - c0), min(self.uh, self.src.height - r0))
             data = read_window(self.src, win, self.indexes)
             self.decoded_pixels += int(win.width * win.height)
-            got = self.units[(i, j)] = (r0, data, invalid_mask(data, self.nodata))
+            masked = masked_pixels(self.src, win, self.indexes, kind=self.mask_kind)
+            got = self.units[(i, j)] = (r0, data, invalid_mask(data, self.nodata, masked))
             self._hold(data.nbytes)
         return got
 

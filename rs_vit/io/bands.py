@@ -121,7 +121,7 @@ def resolve_band_names(
             )
     elif all(descriptions):
         ids = [_native_id(d) for d in descriptions]  # type: ignore[arg-type]
-        preset = _detect_preset(ids)
+        preset = _detect_preset(ids) if all(_S2_ID.fullmatch(str(d).strip()) for d in descriptions) else None
         names = [SENSOR_PRESETS[preset][i] for i in ids] if preset else [
             normalize_name(d) for d in descriptions  # type: ignore[arg-type]
         ]
@@ -136,9 +136,18 @@ def resolve_band_names(
     return names
 
 
+#: A Sentinel-2 band id as written in descriptions: ``B2``, ``B02``, ``b8a``, ``B8A`` (not "Band 2").
+_S2_ID = re.compile(r"[Bb]0?(?:[1-9]|1[0-2])|[Bb]0?8[Aa]")
+
+
 def _detect_preset(ids: Sequence[str]) -> str | None:
-    """Recognise Sentinel-2 band-id descriptions (unambiguous thanks to ``B8A``)."""
-    if "B8A" in ids and all(i in SENSOR_PRESETS["sentinel2_l1c"] for i in ids):
+    """Recognise Sentinel-2 band-id descriptions (``B01``…``B12``, ``B8A``, with or without zero
+    padding), whatever subset of them a file holds (e.g. ``B04, B03, B02, B08``).
+
+    Descriptions made only of such ids are read as Sentinel-2 band ids; a Landsat file described
+    ``B1``… must be named with ``--sensor landsat89`` (or ``--bands``).
+    """
+    if ids and all(i in SENSOR_PRESETS["sentinel2_l1c"] for i in ids):
         return "sentinel2_l1c"
     return None
 
@@ -159,14 +168,18 @@ def match_bands(scene: Sequence[str], model: Sequence[str], *, scene_label: str 
     """
     scene_n = [normalize_name(n) for n in scene]
     model_n = [normalize_name(n) for n in model]
-    if is_generic(scene_n) or is_generic(model_n):
-        if len(scene_n) != len(model_n):
+    # an alpha band (named "alpha" by scene_info) is a mask, not an input, unless the model has one
+    usable = [i for i, n in enumerate(scene_n) if n != "alpha" or "alpha" in model_n]
+    if is_generic([scene_n[i] for i in usable]) or is_generic(model_n):
+        if all(b in scene_n for b in model_n):  # the same placeholder names: matched by name
+            return [scene_n.index(b) for b in model_n]
+        if len(usable) != len(model_n):
             raise BandMismatchError(
-                f"{scene_label} has {len(scene_n)} bands [{', '.join(scene_n)}] but the model "
-                f"expects {len(model_n)} [{', '.join(model_n)}]; name the scene's bands with --bands "
-                "or --sensor so they can be matched by name."
+                f"{scene_label} has {len(usable)} bands [{', '.join(scene_n[i] for i in usable)}] but "
+                f"the model expects {len(model_n)} [{', '.join(model_n)}]; name the scene's bands with "
+                "--bands or --sensor so they can be matched by name."
             )
-        return list(range(len(model_n)))
+        return usable
     missing = [b for b in model_n if b not in scene_n]
     if missing:
         raise BandMismatchError(

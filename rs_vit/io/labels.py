@@ -12,7 +12,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rs_vit.errors import InputError
-from rs_vit.io.raster import SceneInfo, open_raster
+from rs_vit.io.raster import SceneInfo, masked_pixels, open_raster
 
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"}
 
@@ -30,8 +30,9 @@ def read_label_raster(
     ignore_index: int = 255,
     ignore_values: Sequence[int] = (),
 ) -> np.ndarray:
-    """Read a label raster that must share the scene's grid; nodata and ``ignore_values``
-    become ``ignore_index``. Returns int64 ``(H, W)``."""
+    """Read a label raster that must share the scene's grid; nodata, pixels its GDAL mask masks
+    (alpha band, internal or ``.msk`` mask) and ``ignore_values`` become ``ignore_index``.
+    Returns int64 ``(H, W)``."""
     with open_raster(path) as src:
         same = (
             src.width == scene.width
@@ -48,6 +49,9 @@ def read_label_raster(
                 "scene grid or give them as vectors."
             )
         arr = src.read(1, window=window).astype(np.int64)
+        masked = masked_pixels(src, window, [0])
+        if masked is not None:
+            arr[masked] = ignore_index
         if src.nodata is not None and not np.isnan(src.nodata):
             arr[arr == int(src.nodata)] = ignore_index
         for v in ignore_values:

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio._err import CPLE_BaseError
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from rs_vit.errors import InputError
 from rs_vit.io.bands import resolve_band_names
+from rs_vit.io.sources import local_raster, needs_resolving
 
 
 @dataclass
@@ -31,6 +33,17 @@ class SceneInfo:
     nodata: float | None
     band_names: list[str]
     profile: dict = field(repr=False, default_factory=dict)
+    #: GDAL mask beside the pixel values: ``"alpha"`` (an alpha band), ``"per_dataset"`` (an
+    #: internal mask or a ``.msk`` sidecar, e.g. JPEG-compressed files), ``"per_band"``, or None.
+    mask_kind: str | None = None
+    #: 0-based indexes of alpha bands (a mask, not a model input unless named with ``--bands``).
+    alpha_bands: list[int] = field(default_factory=list)
+
+    @property
+    def input_indexes(self) -> list[int]:
+        """0-based indexes of the bands a model takes by default: every band but alpha bands
+        (an alpha band named in ``--bands`` is an input: its name is then not ``alpha``)."""
+        return [i for i, n in enumerate(self.band_names) if not (i in self.alpha_bands and n == "alpha")]
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
@@ -40,6 +53,8 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
         InputError: the path does not exist, is a folder, is not a raster GDAL can read (or is
             corrupt or truncated), or holds no pixels or no bands.
     """
+    if needs_resolving(path):  # band files, a SAFE folder, a STAC item or a URL: their VRT
+        path = local_raster(path)
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path.")
@@ -106,13 +121,25 @@ def scene_info(
     sensor: str | None = None,
     require_crs: bool = True,
 ) -> SceneInfo:
-    """Read a scene's header: size, CRS, nodata and canonical band names."""
+    """Read a scene's header: size, CRS, nodata, GDAL mask and canonical band names.
+
+    An alpha band is named ``alpha`` and is not among :attr:`SceneInfo.input_indexes`, unless
+    ``bands`` names every band of the file (alpha included): then the user asked for it as an
+    input. Either way its zeros mark invalid pixels.
+    """
+    path = local_raster(path)  # band files, a SAFE folder, a STAC item or a URL: their VRT
     with open_raster(path) as src:
         check_georeferenced(src, require_crs=require_crs)
         check_dtype(src)
-        names = resolve_band_names(
-            list(src.descriptions), override=bands, sensor=sensor, source=Path(path).name
-        )
+        alpha = alpha_bands(src)
+        descriptions = list(src.descriptions)
+        if alpha and not (bands and len(bands) == src.count):
+            keep = [i for i in range(src.count) if i not in alpha]
+            sub = iter(resolve_band_names([descriptions[i] for i in keep], override=bands, sensor=sensor,
+                                          source=f"{Path(path).name} (without its alpha band)"))
+            names = ["alpha" if i in alpha else next(sub) for i in range(src.count)]
+        else:
+            names = resolve_band_names(descriptions, override=bands, sensor=sensor, source=Path(path).name)
         return SceneInfo(
             path=Path(path),
             width=src.width,
@@ -124,7 +151,59 @@ def scene_info(
             nodata=src.nodata,
             band_names=names,
             profile=dict(src.profile),
+            mask_kind=gdal_mask_kind(src),
+            alpha_bands=alpha,
         )
+
+
+def alpha_bands(src: rasterio.DatasetReader) -> list[int]:
+    """0-based indexes of the bands whose colour interpretation is alpha."""
+    return [i for i, ci in enumerate(src.colorinterp) if ci == ColorInterp.alpha]
+
+
+def gdal_mask_kind(src: rasterio.DatasetReader) -> str | None:
+    """The kind of GDAL mask a raster carries beyond a nodata value (see :attr:`SceneInfo.mask_kind`).
+
+    Declared nodata is not counted here: rs-vit applies it itself (a pixel is nodata when every
+    band holds the value), as GDAL's nodata masks would flag a pixel where any one band does.
+    """
+    flags = src.mask_flag_enums
+    if any(MaskFlags.alpha in f for f in flags):
+        return "alpha"
+    if any(MaskFlags.per_dataset in f for f in flags):
+        return "per_dataset"
+    if any(not f for f in flags):  # no flag at all: a mask band of its own per band
+        return "per_band"
+    return None
+
+
+def masked_pixels(
+    src: rasterio.DatasetReader,
+    window: Window | None = None,
+    indexes: Sequence[int] | None = None,
+    *,
+    kind: str | None = None,
+    out_shape: tuple[int, int] | None = None,
+) -> np.ndarray | None:
+    """Pixels a GDAL mask (alpha band, internal or ``.msk`` mask) marks invalid, ``(h, w)`` bool,
+    or None when the raster has no such mask.
+
+    Args:
+        src: an open raster.
+        window: the window to read (default: the whole raster).
+        indexes: 0-based bands whose masks count (per-band masks: a pixel is invalid when any of
+            them masks it); default: all bands.
+        kind: :func:`gdal_mask_kind` of ``src`` when already known.
+        out_shape: read decimated to ``(h, w)`` (nearest neighbour), as ``src.read(out_shape=...)``.
+    """
+    kind = gdal_mask_kind(src) if kind is None else kind
+    if kind is None:
+        return None
+    if kind == "per_band":
+        idx = [i + 1 for i in (indexes if indexes is not None else range(src.count))]
+        shape = (len(idx), *out_shape) if out_shape else None
+        return np.any(src.read_masks(idx, window=window, out_shape=shape) == 0, axis=0)
+    return src.dataset_mask(window=window, out_shape=out_shape) == 0
 
 
 #: Pixel types a model can take (converted to float32 after reading).
@@ -156,13 +235,13 @@ def check_dtype(src: rasterio.DatasetReader) -> None:
                          "(gdal_translate -ot Float32).")
 
 
-def invalid_mask(arr: np.ndarray, nodata: float | None) -> np.ndarray:
+def invalid_mask(arr: np.ndarray, nodata: float | None, masked: np.ndarray | None = None) -> np.ndarray:
     """Pixels that cannot be used, for a ``(bands, H, W)`` array.
 
-    A pixel is invalid when *every* band equals ``nodata`` or when any band is NaN/±inf
-    (a model cannot take non-finite input).
+    A pixel is invalid when *every* band equals ``nodata``, when any band is NaN/±inf (a model
+    cannot take non-finite input), or where ``masked`` (a GDAL mask, :func:`masked_pixels`) is True.
     """
-    invalid = np.zeros(arr.shape[1:], dtype=bool)
+    invalid = np.zeros(arr.shape[1:], dtype=bool) if masked is None else masked.copy()
     if nodata is not None and not np.isnan(nodata):
         invalid |= np.all(arr == nodata, axis=0)
     if np.issubdtype(arr.dtype, np.floating):

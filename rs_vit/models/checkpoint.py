@@ -45,6 +45,11 @@ class ModelSpec:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     drop_path_rate: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The training data's pixel type and each band's 1st / 50th / 99th percentile, by band name
+    #: (``{"dtype": "uint16", "bands": {"red": [low, median, high], ...}}``): ``predict`` warns
+    #: when a scene is far outside them. None in checkpoints written before it was recorded
+    #: (then nothing is compared); bands added by adaptation have no entry.
+    value_range: dict[str, Any] | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -96,6 +101,12 @@ class ModelSpec:
             raise bad("extra", "a mapping")
         if not is_num(self.drop_path_rate) or not 0 <= self.drop_path_rate < 1:
             raise bad("drop_path_rate", "a number in [0, 1)")
+        vr = self.value_range
+        if vr is not None and not (
+            isinstance(vr, dict) and isinstance(vr.get("dtype"), str) and isinstance(vr.get("bands"), dict)
+            and all(isinstance(v, list) and len(v) == 3 and all(is_num(x) for x in v) for v in vr["bands"].values())
+        ):
+            raise bad("value_range", "null or {dtype, bands: {name: [low, median, high]}}")
         n = self.in_channels
         if not (len(self.bands) == len(self.mean) == len(self.std) == n):
             raise CheckpointError(

@@ -29,7 +29,7 @@ from rs_vit.data.augment import Augment
 from rs_vit.data.datasets import GridWindows, RandomWindows
 from rs_vit.data.scenes import LabeledScene, load_scene
 from rs_vit.data.split import TRAIN, VAL
-from rs_vit.data.stats import training_stats
+from rs_vit.data.stats import training_stats, training_value_range
 from rs_vit.device import Rank, autocast, precision_name, resolve_device, resolve_precision
 from rs_vit.errors import CheckpointError, ConfigError, OutputError
 from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics
@@ -292,6 +292,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         classes=[c.model_dump(mode="json") for c in data.classes], tile_size=tcfg.tile_size,
         nodata=scenes[0].info.nodata, ignore_index=data.ignore_index, model_kwargs=dict(mcfg.kwargs),
         drop_path_rate=mcfg.drop_path_rate, extra={"family": entry.family},
+        value_range=training_value_range(scenes, seed=tcfg.seed),
     )
     teacher = None
     if dcfg.teacher is not None:
