@@ -40,7 +40,10 @@ def train_cmd(
     ignore_values: Annotated[str | None, typer.Option(help="Comma-separated label values to ignore (e.g. -1).", rich_help_panel=DATA)] = None,
     class_balanced: Annotated[float | None, typer.Option(help="Share of windows centred on a uniformly drawn class (0..1).", rich_help_panel=DATA)] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model name (see `rs-vit models`).", rich_help_panel=MODEL)] = None,
-    pretrained: Annotated[str | None, typer.Option(help="'imagenet' or a timm tag; default: train from scratch.", rich_help_panel=MODEL)] = None,
+    pretrained: Annotated[str | None, typer.Option(help="'imagenet', a timm tag, or geospatial weights from `rs-vit weights` (e.g. ssl4eo_s12_moco); default: train from scratch.", rich_help_panel=MODEL)] = None,
+    weights: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Local weights file to start from (timm/smp layout, or the published layout of --weights-source).", rich_help_panel=MODEL)] = None,
+    weights_source: Annotated[str | None, typer.Option(help="Catalogue entry (`rs-vit weights`) describing --weights: bands, key layout, normalisation.", rich_help_panel=MODEL)] = None,
+    normalize: Annotated[str | None, typer.Option(help="auto, weights (the catalogue entry's scaling and statistics) or data (training-pixel statistics).", rich_help_panel=MODEL)] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.", rich_help_panel=LOOP)] = None,
     steps_per_epoch: Annotated[int | None, typer.Option(help="Optimiser steps per epoch.", rich_help_panel=LOOP)] = None,
     batch_size: Annotated[int | None, typer.Option(help="Windows per step.", rich_help_panel=LOOP)] = None,
@@ -82,7 +85,9 @@ def train_cmd(
         echo(f"Run directory: {result.run_dir}")
         return
     overrides: dict = {
-        "model.name": model, "model.pretrained": pretrained, "train.epochs": epochs,
+        "model.name": model, "model.pretrained": pretrained,
+        "model.weights": str(weights) if weights else None, "model.weights_source": weights_source,
+        "model.normalize": normalize, "train.epochs": epochs,
         "train.steps_per_epoch": steps_per_epoch, "train.batch_size": batch_size,
         "train.tile_size": tile_size, "train.lr": lr, "train.precision": precision,
         "train.device": device, "train.seed": seed, "train.out_dir": str(out_dir) if out_dir else None,

@@ -50,6 +50,11 @@ class ModelSpec:
     #: when a scene is far outside them. None in checkpoints written before it was recorded
     #: (then nothing is compared); bands added by adaptation have no entry.
     value_range: dict[str, Any] | None = None
+    #: How ``mean``/``std`` were chosen: ``{"source": "data"}`` (training pixels) or, when training
+    #: started from catalogue weights (:mod:`rs_vit.models.catalogue`), ``{"source":
+    #: "weights:NAME", "scaling": "/10000", "units": ..., "from_weights": [bands], "from_data":
+    #: [bands]}``: the entry's scaling and statistics are folded into ``mean``/``std`` (raw units).
+    normalization: dict[str, Any] = field(default_factory=dict)
 
     @property
     def class_names(self) -> list[str]:
@@ -99,6 +104,8 @@ class ModelSpec:
             raise bad("model_kwargs", "a mapping")
         if not isinstance(self.extra, dict):
             raise bad("extra", "a mapping")
+        if not isinstance(self.normalization, dict):
+            raise bad("normalization", "a mapping")
         if not is_num(self.drop_path_rate) or not 0 <= self.drop_path_rate < 1:
             raise bad("drop_path_rate", "a number in [0, 1)")
         vr = self.value_range

@@ -163,6 +163,18 @@ def init_from_weights(
     are taken to be ImageNet's red, green, blue.
     """
     reports: list[AdaptReport] = []
+    from rs_vit.models.catalogue import is_catalogued
+
+    if is_catalogued(pretrained):  # geospatial weights, by band name (rs_vit/models/catalogue.py)
+        from rs_vit.models.catalogue import get_weights, load_entry
+
+        main = sources[0] if len(sources) == 1 else None
+        done = load_entry(model, get_weights(str(pretrained), encoder=main.name if main else None),
+                          band_names=band_names, in_channels=in_channels, band_init=band_init,
+                          path=weights, module=main.module if main else "", log=log)
+        model.rs_vit_init_lines = done.lines()  # type: ignore[assignment]
+        model.rs_vit_init_reports = [done.report]  # type: ignore[assignment]
+        return [done.report]
     if weights:
         state = read_weights(weights)
         src_bands = list(weights_bands) if weights_bands else weights_band_names(weights)

@@ -212,6 +212,26 @@ def _init_from(model: nn.Module, path: Path, bands: list[str], num_classes: int,
     return note
 
 
+def _weights_normalization(config: RunConfig, bands: list[str], mean: np.ndarray, std: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any], dict[str, Any]]:
+    """The catalogue entry the run starts from (if any), the model options it needs, and the
+    normalisation: the entry's own scaling and statistics by default, the data's on request."""
+    from rs_vit.models.catalogue import check_model, entry_for_run, normalization
+
+    mcfg = config.model
+    wentry = entry_for_run(mcfg.name, mcfg.pretrained, mcfg.weights_source)
+    if wentry is None:
+        if mcfg.normalize == "weights":
+            raise ConfigError("model.normalize: weights needs catalogue weights (model.pretrained or "
+                              "model.weights_source naming an entry of `rs-vit weights`).")
+        return mean, std, None, dict(mcfg.kwargs), {"source": "data"}
+    kwargs = check_model(wentry, mcfg.name, mcfg.kwargs)
+    if mcfg.normalize == "data":
+        return mean, std, wentry, kwargs, {"source": "data", "weights": wentry.name}
+    m, s, record = normalization(wentry, bands, mean, std)
+    return np.asarray(m, dtype=np.float64), np.asarray(s, dtype=np.float64), wentry, kwargs, record
+
+
 def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bool = True,
           resume_dir: str | Path | None = None) -> TrainResult:
     """Train a model as configured and write the run directory.
@@ -250,6 +270,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     # -- data ----------------------------------------------------------------------------------
     scenes, bands = _load_scenes(config)
     mean, std = training_stats(scenes, data.stats_samples, tcfg.seed)
+    mean, std, wentry, model_kwargs, normalization = _weights_normalization(config, bands, mean, std)
     if main and not resume_dir:
         prepare_run_dir(run_dir, tcfg.overwrite)
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
@@ -259,7 +280,8 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     if main:
         log(f"Bands: {', '.join(bands)} | classes: {', '.join(class_names)} | device: {device}"
             f" | precision: {precision_name(dtype)}" + (f" | {dist_info.world} processes" if dist_info.distributed else ""))
-        log("Model: " + mcfg.name + (f" (pretrained: {mcfg.pretrained})" if mcfg.pretrained else
+        pre = wentry.name if wentry is not None else mcfg.pretrained
+        log("Model: " + mcfg.name + (f" (pretrained: {pre})" if pre else
                                      " (trained from scratch: no pretrained weights)"))
     accum = tcfg.grad_accum
     train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size * accum, mean, std,
@@ -275,10 +297,16 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
 
     # -- model ---------------------------------------------------------------------------------
     model = create_model(
-        mcfg.name, in_channels=len(bands), num_classes=K, pretrained=mcfg.pretrained,
+        mcfg.name, in_channels=len(bands), num_classes=K,
+        pretrained=wentry.name if wentry is not None else mcfg.pretrained,
         weights=str(mcfg.weights) if mcfg.weights else None, band_names=bands,
-        band_init=mcfg.band_init, drop_path_rate=mcfg.drop_path_rate, **mcfg.kwargs,
+        band_init=mcfg.band_init, drop_path_rate=mcfg.drop_path_rate, **model_kwargs,
     )
+    if main and wentry is not None:
+        log(f"Normalisation: {normalization['source']} ({normalization.get('scaling', '')}) for "
+            f"{', '.join(normalization.get('from_weights', [])) or 'no band'}"
+            + (f"; training-data statistics for {', '.join(normalization['from_data'])}"
+               if normalization.get("from_data") else ""))
     if tcfg.init_from and not resume_dir:
         note = _init_from(model, Path(tcfg.init_from), bands, K, mcfg.name)
         if main:
@@ -290,9 +318,9 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         name=mcfg.name, in_channels=len(bands), num_classes=K, bands=list(bands),
         mean=[float(v) for v in mean], std=[float(v) for v in std],
         classes=[c.model_dump(mode="json") for c in data.classes], tile_size=tcfg.tile_size,
-        nodata=scenes[0].info.nodata, ignore_index=data.ignore_index, model_kwargs=dict(mcfg.kwargs),
+        nodata=scenes[0].info.nodata, ignore_index=data.ignore_index, model_kwargs=model_kwargs,
         drop_path_rate=mcfg.drop_path_rate, extra={"family": entry.family},
-        value_range=training_value_range(scenes, seed=tcfg.seed),
+        value_range=training_value_range(scenes, seed=tcfg.seed), normalization=normalization,
     )
     teacher = None
     if dcfg.teacher is not None:
