@@ -36,11 +36,16 @@ class _Section(BaseModel):
 
 
 class ClassDef(_Section):
-    """One class: the integer value in label files and masks, a name and an RGB colour."""
+    """One class: its id (0..K-1: the value in predicted masks, and in label files unless
+    ``value`` says otherwise), a name, an RGB colour and its code in the label files."""
 
     id: int = Field(ge=0, le=65534)
     name: str
     color: tuple[int, int, int] | None = None
+    value: int | None = Field(
+        None, description="the class's code in label files when it is not its id (e.g. 11 for NLCD "
+        "open water); label files are then read through this mapping"
+    )
 
 
 class SceneDef(_Section):
@@ -139,7 +144,17 @@ class DataConfig(_Section):
         if len(set(ids)) != len(ids):
             raise ValueError(f"class ids must be unique, got {ids}")
         if sorted(ids) != list(range(len(ids))):
-            raise ValueError(f"class ids must be 0..{len(ids) - 1} (contiguous), got {sorted(ids)}")
+            from rs_vit.io.labels import summarize_values
+
+            got = sorted(ids)
+            raise ValueError(
+                f"class ids must be 0..{len(ids) - 1} (contiguous), got {summarize_values(got)}; for "
+                "codes such as land-cover classes 11, 21, …, number the classes 0..K-1 and give each its "
+                f"code in the label files as 'value' (e.g. {{id: 0, name: ..., value: {got[0]}}})"
+            )
+        codes = [c.value if c.value is not None else c.id for c in v]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"class codes in label files ('value', else 'id') must be unique, got {codes}")
         return sorted(v, key=lambda c: c.id)
 
 

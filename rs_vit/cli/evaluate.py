@@ -55,7 +55,10 @@ def evaluate_cmd(
     from rs_vit.evaluate.evaluator import evaluate_checkpoint, evaluate_mask
     from rs_vit.evaluate.report import format_table, plot_confusion_matrix, write_json
 
-    names = [c.name for c in load_classes(classes)] if classes else None
+    from rs_vit.io.labels import class_codes
+
+    class_defs = load_classes(classes) if classes else None
+    names = [c.name for c in class_defs] if class_defs else None
     win = window_size if per_window else None
     metrics: dict[str, Any]
     if checkpoint is not None:
@@ -88,7 +91,8 @@ def evaluate_cmd(
                                 ignore_index=ignore_index, ignore_values=ignore_value or (),
                                 label_attribute=label_attribute, background=background,
                                 tolerance=tolerance, rows=row_range, error_map=target,
-                                per_window=win, overwrite=overwrite)
+                                per_window=win, overwrite=overwrite,
+                                class_codes=class_codes(class_defs) if class_defs else None)
         base = prediction.with_suffix("")
     echo(format_table(metrics))
     for s in metrics.get("scenes", []) if len(metrics.get("scenes", [])) > 1 else []:

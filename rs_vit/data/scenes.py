@@ -20,7 +20,15 @@ from rs_vit.config import DataConfig, SceneDef
 from rs_vit.data.split import TRAIN, VAL, Split, block_split, row_split, whole_scene
 from rs_vit.errors import ConfigError, InputError
 from rs_vit.io.bands import match_bands
-from rs_vit.io.labels import is_vector, load_vector_labels, rasterize_labels, read_label_raster
+from rs_vit.io.labels import (
+    class_codes,
+    is_vector,
+    load_vector_labels,
+    rasterize_labels,
+    read_label_raster,
+    remap_hint,
+    summarize_values,
+)
 from rs_vit.io.raster import SceneInfo, invalid_mask, masked_pixels, open_raster, scene_info
 from rs_vit.io.sources import resolve_scene
 
@@ -43,6 +51,7 @@ class LabeledScene:
     gdf: Any = None  # vector labels in the scene CRS (GeoDataFrame) or None for a label raster
     attribute: str | None = None
     background: int | None = None
+    codes: dict[int, int] | None = None  # class codes in the label files -> ids (classes' 'value')
     image: np.ndarray | None = None  # (C, H, W) raw dtype
     labels: np.ndarray | None = None  # (H, W) int64, ignore_index where unusable
     invalid: np.ndarray | None = None  # (H, W) bool image nodata
@@ -102,9 +111,9 @@ class LabeledScene:
             assert self.attribute is not None
             return rasterize_labels(self.gdf, self.info, self.attribute, class_values=self.class_values,
                                     background=self.background, ignore_index=self.ignore_index,
-                                    window=win, source=self.labels_path.name)
+                                    window=win, source=self.labels_path.name, codes=self.codes)
         lab = read_label_raster(self.labels_path, self.info, window=win, ignore_index=self.ignore_index,
-                                ignore_values=self.ignore_values)
+                                ignore_values=self.ignore_values, codes=self.codes)
         check_label_values(lab, self.class_values, self.ignore_index, self.labels_path)
         return lab
 
@@ -126,9 +135,8 @@ def check_label_values(labels: np.ndarray, class_values: Sequence[int], ignore: 
     bad = np.setdiff1d(np.unique(labels), [*class_values, ignore])
     if bad.size:
         raise InputError(
-            f"{Path(path).name}: holds label value(s) {bad.tolist()[:10]} that are not declared "
-            f"classes {list(class_values)} nor ignored ({ignore}); declare them in classes or add "
-            "them to data.ignore_values."
+            f"{Path(path).name}: holds label value(s) {summarize_values(bad)} that are not declared "
+            f"classes {summarize_values(list(class_values))} nor ignored ({ignore}); {remap_hint(bad.tolist())}"
         )
 
 
@@ -165,14 +173,15 @@ def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = No
     class_values = [c.id for c in data.classes]
     split = make_split(sd, data, info.height, info.width, tile, seed + _stable_hash(str(sd.image)))
     scene = LabeledScene(sel, indexes, split, Path(sd.labels), class_values, data.ignore_index,
-                         list(data.ignore_values))
+                         list(data.ignore_values), codes=class_codes(data.classes))
     if is_vector(sd.labels):
         if sd.label_value is not None:
             if sd.label_value not in class_values:
                 raise InputError(f"{Path(sd.labels).name}: label_value {sd.label_value} is not a declared "
                                  f"class {class_values}; declare it or change label_value.")
             scene.gdf = load_vector_labels(sd.labels, sel, None)
-            scene.gdf["_rs_vit_class"] = sd.label_value
+            to_code = {i: c for c, i in (scene.codes or {}).items()}  # burnt through the codes too
+            scene.gdf["_rs_vit_class"] = to_code.get(sd.label_value, sd.label_value)
             scene.attribute = "_rs_vit_class"
         else:
             scene.gdf = load_vector_labels(sd.labels, sel, sd.label_attribute)

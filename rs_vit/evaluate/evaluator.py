@@ -23,7 +23,13 @@ from rs_vit.errors import ConfigError, InputError
 from rs_vit.evaluate.boundary import BoundaryF1
 from rs_vit.evaluate.errormap import ErrorMapWriter, error_codes, window_stats
 from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics, evaluation_mask
-from rs_vit.io.labels import is_vector, load_vector_labels, rasterize_labels, read_label_raster
+from rs_vit.io.labels import (
+    is_vector,
+    load_vector_labels,
+    rasterize_labels,
+    read_label_raster,
+    summarize_values,
+)
 from rs_vit.io.raster import SceneInfo, masked_pixels, open_raster, scene_info
 
 __all__ = ["evaluate_checkpoint", "evaluate_mask", "mask_class_names"]
@@ -109,6 +115,7 @@ def evaluate_mask(
     error_map: str | os.PathLike[str] | None = None,
     per_window: int | None = None,
     overwrite: bool = True,
+    class_codes: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """Compare a class mask with reference labels on the mask's grid.
 
@@ -135,6 +142,8 @@ def evaluate_mask(
         per_window: Also report accuracy and mIoU of every ``per_window``-pixel square window of
             the evaluated area (``metrics["windows"]``).
         overwrite: Replace an existing error map.
+        class_codes: the classes' codes in the reference → their ids, when the reference holds
+            codes rather than ids (classes with a ``value``; :func:`rs_vit.io.labels.class_codes`).
 
     Returns:
         The metrics dict of :func:`rs_vit.evaluate.metrics.compute_metrics` with a ``boundary``
@@ -184,10 +193,11 @@ def evaluate_mask(
                 if gdf is not None:
                     ref = rasterize_labels(gdf, pred_info, label_attribute, class_values=range(K),
                                            background=background, ignore_index=ignore_index,
-                                           window=win, source=Path(reference).name)
+                                           window=win, source=Path(reference).name, codes=class_codes)
                 else:
                     ref = read_label_raster(reference, pred_info, window=win,
-                                            ignore_index=ignore_index, ignore_values=ignore_values)
+                                            ignore_index=ignore_index, ignore_values=ignore_values,
+                                            codes=class_codes)
                 valid = np.ones_like(pred, dtype=bool) if masked is None else ~masked
                 if pred_nodata is not None and not np.isnan(pred_nodata):
                     valid &= pred != int(pred_nodata)
@@ -235,13 +245,6 @@ def _check_reference_values(values: np.ndarray, num_classes: int, path: str | Pa
             f"the {num_classes} classes (0..{num_classes - 1}) nor ignored; exclude them with {flags}"
             f"{' …' if found.size > 3 else ''}, or give the classes they belong to (--classes)."
         )
-
-
-def summarize_values(values: Sequence[int] | np.ndarray, first: int = 8) -> str:
-    """``[1, 2, 3, … 120 more]``: the first few values of a long list and how many are left out."""
-    vals = [int(v) for v in values]
-    head = ", ".join(str(v) for v in vals[:first])
-    return f"[{head}, … {len(vals) - first} more]" if len(vals) > first else f"[{head}]"
 
 
 # -- a checkpoint over a config's validation split ---------------------------------------------

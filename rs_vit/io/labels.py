@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +12,25 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rs_vit.errors import InputError
-from rs_vit.io.raster import SceneInfo, masked_pixels, open_raster
+from rs_vit.io.raster import SceneInfo, crs_label, masked_pixels, open_raster
 
 VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"}
+
+
+def summarize_values(values: Sequence[int] | np.ndarray, first: int = 8) -> str:
+    """``[1, 2, 3, … 120 more]``: the first few values of a long list and how many are left out
+    (messages never dump thousands of class ids)."""
+    vals = [int(v) for v in values]
+    head = ", ".join(str(v) for v in vals[:first])
+    return f"[{head}, … {len(vals) - first} more]" if len(vals) > first else f"[{head}]"
+
+
+def remap_hint(codes: Sequence[int]) -> str:
+    """How to declare label codes that are not class ids 0..K-1 (e.g. land-cover codes 11…95)."""
+    c = int(codes[0]) if len(codes) else 11
+    return (f"declare them as classes: in the classes YAML each class may name its code in the "
+            f"files with 'value' (e.g. {{id: 0, name: water, value: {c}}}), or ignore them "
+            "(data.ignore_values, train --ignore-values).")
 
 
 def is_vector(path: str | Path) -> bool:
@@ -29,9 +45,15 @@ def read_label_raster(
     window: Window | None = None,
     ignore_index: int = 255,
     ignore_values: Sequence[int] = (),
+    codes: Mapping[int, int] | None = None,
 ) -> np.ndarray:
     """Read a label raster that must share the scene's grid; nodata, pixels its GDAL mask masks
     (alpha band, internal or ``.msk`` mask) and ``ignore_values`` become ``ignore_index``.
+
+    Args:
+        codes: the classes' codes in the file → their ids (see :func:`class_codes`); other
+            values than these codes and the ignored ones are refused, naming the file.
+
     Returns int64 ``(H, W)``."""
     with open_raster(path) as src:
         same = (
@@ -42,9 +64,9 @@ def read_label_raster(
         )
         if not same:
             raise InputError(
-                f"{Path(path).name}: label raster grid ({src.width}x{src.height}, {src.crs}, "
+                f"{Path(path).name}: label raster grid ({src.width}x{src.height}, {crs_label(src.crs)}, "
                 f"origin {src.transform.c:.3f},{src.transform.f:.3f}) differs from scene "
-                f"{scene.path.name} ({scene.width}x{scene.height}, {scene.crs}, origin "
+                f"{scene.path.name} ({scene.width}x{scene.height}, {crs_label(scene.crs)}, origin "
                 f"{scene.transform.c:.3f},{scene.transform.f:.3f}); resample the labels onto the "
                 "scene grid or give them as vectors."
             )
@@ -56,7 +78,32 @@ def read_label_raster(
             arr[arr == int(src.nodata)] = ignore_index
         for v in ignore_values:
             arr[arr == v] = ignore_index
-    return arr
+    return arr if codes is None else apply_codes(arr, codes, ignore_index, Path(path).name)
+
+
+def class_codes(classes: Sequence[object]) -> dict[int, int] | None:
+    """``{code in label files: class id}`` when a class declares a ``value``, else None (label
+    files hold the ids themselves)."""
+    if not any(getattr(c, "value", None) is not None for c in classes):
+        return None
+    return {int(c.value if c.value is not None else c.id): int(c.id) for c in classes}  # type: ignore[attr-defined]
+
+
+def apply_codes(arr: np.ndarray, codes: Mapping[int, int], ignore_index: int, source: str) -> np.ndarray:
+    """Label codes → class ids; refuses codes that are not declared (naming ``source``)."""
+    found = np.unique(arr)
+    bad = [int(v) for v in found if int(v) not in codes and v != ignore_index]
+    if bad:
+        raise InputError(
+            f"{source}: holds label code(s) {summarize_values(bad)} that no class declares (codes: "
+            f"{summarize_values(sorted(codes))}) nor ignored ({ignore_index}); {remap_hint(bad)}"
+        )
+    lut_keys = np.array(sorted(codes), dtype=np.int64)
+    lut_vals = np.array([codes[k] for k in lut_keys], dtype=np.int64)
+    out = np.full(arr.shape, ignore_index, dtype=np.int64)
+    keep = arr != ignore_index
+    out[keep] = lut_vals[np.searchsorted(lut_keys, arr[keep])]
+    return out
 
 
 def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str | None):
@@ -111,12 +158,12 @@ def load_vector_labels(path: str | Path, scene: SceneInfo, attribute: str | None
         if declared.is_geographic and (abs(raw_bounds[[0, 2]]).max() > 180 or abs(raw_bounds[[1, 3]]).max() > 90):
             hint = (
                 f" Its coordinates ({raw_bounds[0]:.1f}, {raw_bounds[1]:.1f}, {raw_bounds[2]:.1f}, "
-                f"{raw_bounds[3]:.1f}) are not degrees although the file declares {declared.to_string()}: "
+                f"{raw_bounds[3]:.1f}) are not degrees although the file declares {crs_label(declared)}: "
                 "the declared CRS is probably wrong (they look like projected metres)."
             )
         raise InputError(
             f"{p.name}: no label geometry overlaps scene {scene.path.name} after reprojecting "
-            f"from {declared.to_string()} to {scene.crs.to_string() if scene.crs else 'None'}.{hint} "
+            f"from {crs_label(declared)} to {crs_label(scene.crs)}.{hint} "
             "Fix the labels' CRS (e.g. ogr2ogr -a_srs) or pair them with the right scene."
         )
     return gdf
@@ -132,11 +179,13 @@ def rasterize_labels(
     ignore_index: int = 255,
     window: Window | None = None,
     source: str = "labels",
+    codes: Mapping[int, int] | None = None,
 ) -> np.ndarray:
     """Burn polygons (already in the scene CRS) onto the scene grid (or a window of it).
 
     Pixels covered by no polygon get ``background`` (a class id) or ``ignore_index`` when
-    ``background`` is None. Later features win where polygons overlap.
+    ``background`` is None. Later features win where polygons overlap. With ``codes``
+    (:func:`class_codes`) the attribute holds the classes' codes, burnt as their ids.
 
     Raises:
         InputError: when the attribute holds a value not among ``class_values``.
@@ -149,12 +198,15 @@ def rasterize_labels(
             f"{source}: attribute {attribute!r} must hold integer class ids; found e.g. "
             f"{values.iloc[0]!r}."
         ) from None
-    unknown = sorted({int(v) for v in ints.unique()} - {int(v) for v in class_values})
+    known = codes if codes is not None else {int(v): int(v) for v in class_values}
+    unknown = sorted({int(v) for v in ints.unique()} - set(known))
     if unknown:
         raise InputError(
-            f"{source}: attribute {attribute!r} holds class value(s) {unknown} that are not "
-            f"declared (declared: {list(class_values)}); declare them in classes or fix the labels."
+            f"{source}: attribute {attribute!r} holds class value(s) {summarize_values(unknown)} that "
+            f"are not declared (declared: {summarize_values(sorted(known))}); {remap_hint(unknown)}"
         )
+    if codes is not None:
+        ints = ints.map(known)
     if window is None:
         window = Window(0, 0, scene.width, scene.height)
     shape = (int(window.height), int(window.width))

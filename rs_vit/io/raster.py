@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import rasterio
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from rs_vit.errors import InputError
@@ -63,7 +64,9 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
     if p.stat().st_size == 0:
         raise InputError(f"{p}: is an empty file (0 bytes); re-export or re-download it.")
     try:
-        src = rasterio.open(p)
+        with warnings.catch_warnings():  # georeferencing is checked, with our own message, by
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # check_georeferenced
+            src = rasterio.open(p)
     except (RasterioError, CPLE_BaseError) as exc:
         raise InputError(
             f"{p}: cannot be read as a raster ({_first_line(exc)}); give a valid GeoTIFF or "
@@ -76,6 +79,30 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
     return src
 
 
+def crs_label(crs: object, limit: int = 60) -> str:
+    """A short name for a CRS in messages: ``EPSG:32633``, else its name (e.g. "WGS 84 / Albers
+    custom"), never the 600-character WKT; ``no CRS`` for None."""
+    if crs is None:
+        return "no CRS"
+    try:
+        epsg = crs.to_epsg()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a CRS pyproj cannot identify
+        epsg = None
+    if epsg:
+        return f"EPSG:{epsg}"
+    name = None
+    try:
+        import pyproj
+
+        wkt = crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs)  # type: ignore[attr-defined]
+        name = pyproj.CRS.from_user_input(wkt).name
+    except Exception:  # noqa: BLE001 - fall back on the text form
+        name = None
+    text = name if name and name != "unknown" else str(crs)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -84,6 +111,12 @@ def _first_line(exc: BaseException) -> str:
 def check_georeferenced(src: rasterio.DatasetReader, *, require_crs: bool = True) -> None:
     """Refuse rasters without a CRS, or with rotated / non-north-up transforms."""
     name = Path(src.name).name
+    if src.crs is None and src.transform.is_identity and src.rpcs is not None:
+        raise InputError(
+            f"{name}: is georeferenced by RPCs (rational polynomial coefficients) only; orthorectify "
+            "it onto a north-up grid first (gdalwarp -rpc -t_srs EPSG:XXXX in.tif out.tif, with a "
+            "DEM for accuracy: -to RPC_DEM=dem.tif)."
+        )
     if src.crs is None and src.transform.is_identity and src.gcps[0]:
         raise InputError(
             f"{name}: is georeferenced by ground control points only; warp it onto a north-up grid "

@@ -33,7 +33,8 @@ def mask_to_frame(
         transform, crs: the mask's georeferencing; polygons are in this CRS.
         class_names: name of each class index.
         nodata: mask value to leave out.
-        min_area: drop polygons smaller than this (in CRS units², e.g. m²).
+        min_area: drop polygons smaller than this (in CRS units², e.g. m²; in m² when the CRS
+            is geographic, where the ``area`` column is in m² too, measured in the local UTM zone).
         simplify: Douglas–Peucker tolerance in CRS units (topology preserved), 0 = none.
 
     Returns:
@@ -50,11 +51,12 @@ def mask_to_frame(
         valid, src = None, mask
     ids: list[int] = []
     geoms = []
+    geographic = crs is not None and gpd.GeoSeries([], crs=crs).crs.is_geographic
     for geom, value in shapes(src, mask=valid, transform=transform, connectivity=4):
         if nodata is not None and value == nodata:
             continue
         g = shape(geom)
-        if min_area and g.area < min_area:
+        if min_area and not geographic and g.area < min_area:
             continue
         ids.append(int(value))
         geoms.append(g)
@@ -63,10 +65,21 @@ def mask_to_frame(
         {"class_id": np.asarray(ids, dtype=np.int32), "class_name": names},
         geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs,
     )
+    if geographic and min_area and len(gdf):
+        gdf = gdf[_area(gdf, geographic) >= min_area].reset_index(drop=True)
     if simplify and len(gdf):
         gdf["geometry"] = gdf.geometry.simplify(simplify, preserve_topology=True)
-    gdf["area"] = gdf.geometry.area.astype(np.float64)
+    gdf["area"] = _area(gdf, geographic)
     return gdf
+
+
+def _area(gdf, geographic: bool) -> np.ndarray:
+    """Polygon areas in CRS units², or in m² (in the local UTM zone) for a geographic CRS, where
+    degrees² mean nothing (and geopandas would warn)."""
+    if not len(gdf):
+        return np.zeros(0, dtype=np.float64)
+    geom = gdf.geometry.to_crs(gdf.estimate_utm_crs()) if geographic else gdf.geometry
+    return geom.area.to_numpy(dtype=np.float64)
 
 
 def vectorize_mask(
