@@ -245,6 +245,12 @@ def load_model(
 
     p = Path(path)
     spec = read_spec(p)
+    if spec.extra.get("kind") in ("encoder", "mim"):  # written by `rs-vit pretrain`: no decoder
+        raise CheckpointError(
+            f"{p}: is a self-supervised pretrained {spec.name} encoder (rs-vit pretrain), not a segmentation "
+            "model; fine-tune it first: rs-vit train --init-from " + (str(p.parent / "encoder")
+                                                                      if spec.extra.get("kind") == "mim" else str(p)) + " ..."
+        )
     weights = (p if p.is_dir() else p.parent) / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{p}: has no {WEIGHTS_FILE}; the checkpoint is incomplete.")

@@ -190,7 +190,10 @@ def _init_from(model: nn.Module, path: Path, bands: list[str], num_classes: int,
     """Load an rs-vit checkpoint's weights into ``model``; bands are matched by name (a checkpoint
     trained on other bands is adapted with :func:`rs_vit.models.foreign.adapt_model`)."""
     from rs_vit.models.checkpoint import load_model
+    from rs_vit.models.mim import is_encoder_checkpoint, load_encoder
 
+    if is_encoder_checkpoint(path):  # written by `rs-vit pretrain`: encoder tensors, adapted by name
+        return f" ({load_encoder(model, path, bands, band_init='zero')})"
     src, spec = load_model(path)
     if spec.name != name:
         raise CheckpointError(f"--init-from {path}: is a {spec.name} checkpoint but the run trains {name}; "
@@ -270,6 +273,11 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     # -- data ----------------------------------------------------------------------------------
     scenes, bands = _load_scenes(config)
     mean, std = training_stats(scenes, data.stats_samples, tcfg.seed)
+    stats_note = ""
+    if tcfg.init_from:  # a pretrained encoder (`rs-vit pretrain`) brings its own normalisation
+        from rs_vit.models.mim import encoder_stats
+
+        mean, std, stats_note = encoder_stats(tcfg.init_from, bands, mean, std)
     mean, std, wentry, model_kwargs, normalization = _weights_normalization(config, bands, mean, std)
     if main and not resume_dir:
         prepare_run_dir(run_dir, tcfg.overwrite)
@@ -310,7 +318,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
     if tcfg.init_from and not resume_dir:
         note = _init_from(model, Path(tcfg.init_from), bands, K, mcfg.name)
         if main:
-            log(f"Initialised from {tcfg.init_from}{note}")
+            log(f"Initialised from {tcfg.init_from}{note}" + (f"; {stats_note}" if stats_note else ""))
     model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
