@@ -2,7 +2,7 @@
 
 The public API is small; everything else lives in subpackages::
 
-    from rs_vit import train, predict_scene, load_model, evaluate_mask, create_model, list_models
+    from rs_vit import train, pretrain, predict_scene, load_model, evaluate_mask, create_model, list_models
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ __all__ = [
     "load_model",
     "predict_scene",
     "train",
+    "pretrain",
     "evaluate_mask",
 ]
 
@@ -59,6 +60,10 @@ def __getattr__(name: str):  # lazy: `import rs_vit` stays cheap (no torch impor
         from rs_vit.train.loop import train
 
         return train
+    if name == "pretrain":
+        from rs_vit.train.pretrain import pretrain
+
+        return pretrain
     if name == "evaluate_mask":
         from rs_vit.evaluate.evaluator import evaluate_mask
 
