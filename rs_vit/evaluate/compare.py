@@ -14,6 +14,15 @@ The grid is one YAML file::
       blend: [hann]                            # prediction: blend weights (default: predict's)
       train.lr: [0.0006]                       # any dotted config key is an axis too
     predict: {batch_size: 4, device: auto, precision: auto, tolerance: 2}
+    baseline: random_forest         # optional: per-pixel baseline row(s) on the same pixels
+
+``baseline`` adds rows of a per-pixel classifier (:mod:`rs_vit.baseline`) fit on the same
+training crops and scored on the same held-out crops, once per ``train_fraction`` (and seed), so
+the table shows at a glance whether a deep model earns its cost. It is a method name
+(``random_forest``, ``gradient_boosting``), a list of them, or a mapping (or list of mappings)
+with ``method`` and any of ``indices`` (e.g. ``[ndvi, ndwi]``), ``max_pixels``, ``n_estimators``,
+``max_depth``, ``min_samples_leaf``, ``learning_rate``, ``n_jobs`` and ``seeds`` (default: the
+grid's seed). Baseline rows have no overlap/blend (a per-pixel model needs no windows).
 
 How the data are split (the same for every cell): each ``auto`` scene of the base config is cut
 into a training part (its top ``1 - val_fraction`` rows) and a held-out part (the bottom rows),
@@ -68,7 +77,10 @@ RUN_PREFIX = {"band_init": "init_", "pretrained": "pre_", "train_fraction": "fra
 PREDICT_DEFAULTS: dict[str, Any] = {
     "batch_size": 4, "device": "auto", "precision": "auto", "tolerance": 2.0, "tile_size": None,
 }
-GRID_KEYS = ("base", "seed", "axes", "predict", "name")
+GRID_KEYS = ("base", "seed", "axes", "predict", "name", "baseline")
+#: keys of a ``baseline:`` mapping (see the module docstring)
+BASELINE_KEYS = ("method", "indices", "max_pixels", "n_estimators", "max_depth", "min_samples_leaf",
+                 "learning_rate", "n_jobs", "seeds")
 RESULT_FIELDS = [
     "cell", "run", "model", "band_init", "pretrained", "train_fraction", "train_pixels", "overlap",
     "blend", "seed", "epochs", "steps", "miou", "boundary_f1", "overall_accuracy", "fwiou",
@@ -87,6 +99,7 @@ class Cell:
     train_fraction: float
     overlap: float
     blend: str
+    baseline: dict[str, Any] | None = None  # a per-pixel baseline cell: its options (and seed)
 
 
 @dataclass
@@ -138,7 +151,36 @@ def load_grid(grid: str | os.PathLike[str] | dict[str, Any]) -> tuple[dict[str, 
     if bad:
         raise ConfigError(f"{source}: unknown predict key {bad[0]!r}.{suggest(bad[0], PREDICT_DEFAULTS)}")
     data["axes"], data["predict"] = axes, predict
+    data["baseline"] = _baseline_specs(data.get("baseline"), source)
     return data, base_dir
+
+
+def _baseline_specs(value: Any, source: str) -> list[dict[str, Any]]:
+    """The ``baseline:`` entry as a list of option mappings (each with ``method``)."""
+    from rs_vit.baseline import METHODS
+
+    if value is None or value is False:
+        return []
+    items = value if isinstance(value, list) else [value]
+    specs = []
+    for item in items:
+        spec = {"method": item} if isinstance(item, str) else item
+        if not isinstance(spec, dict) or not isinstance(spec.get("method"), str):
+            raise ConfigError(f"{source}: 'baseline' must be a method ({', '.join(METHODS)}), a list of them, "
+                              f"or a mapping with 'method', got {item!r}.")
+        bad = [k for k in spec if k not in BASELINE_KEYS]
+        if bad:
+            raise ConfigError(f"{source}: unknown baseline key {bad[0]!r}.{suggest(bad[0], BASELINE_KEYS)} "
+                              f"Valid keys: {', '.join(BASELINE_KEYS)}.")
+        if spec["method"] not in METHODS:
+            raise ConfigError(f"{source}: unknown baseline method {spec['method']!r}."
+                              f"{suggest(spec['method'], METHODS)} Choose one of {', '.join(METHODS)}.")
+        seeds = spec.get("seeds")
+        if seeds is not None and (not isinstance(seeds, list) or not seeds
+                                  or not all(isinstance(s, int) for s in seeds)):
+            raise ConfigError(f"{source}: baseline seeds must be a non-empty list of integers, got {seeds!r}.")
+        specs.append(dict(spec))
+    return specs
 
 
 def _base_config(grid: dict[str, Any], base_dir: Path) -> Any:
@@ -178,7 +220,7 @@ def _engine_default(name: str) -> Any:
 
 def plan_grid(grid: str | os.PathLike[str] | dict[str, Any]) -> list[Cell]:
     """The cells of a grid in run order (training runs grouped), without running anything."""
-    g, _ = load_grid(grid)
+    g, base_dir = load_grid(grid)
     axes: dict[str, list[Any]] = g["axes"]
     train_axes = [a for a in axes if a not in PREDICT_AXES]
     cells: list[Cell] = []
@@ -195,7 +237,26 @@ def plan_grid(grid: str | os.PathLike[str] | dict[str, Any]) -> list[Cell]:
                 train_fraction=float(tv.get("train_fraction", 1.0)), overlap=float(overlap),
                 blend=str(blend),
             ))
+    if g["baseline"]:
+        default_seed = g.get("seed")
+        if default_seed is None:
+            default_seed = _base_config(g, base_dir).train.seed
+        for spec in g["baseline"]:
+            idx = spec.get("indices") or []
+            name = "baseline-" + _slug(spec["method"]) + "".join(f"+{_slug(i)}" for i in idx)
+            for seed in spec.get("seeds") or [default_seed]:
+                for frac in axes.get("train_fraction") or [1.0]:
+                    opts = {k: v for k, v in spec.items() if k != "seeds"}
+                    cid = f"{name}-seed{seed}-frac{_slug(frac)}"
+                    cells.append(Cell(id=cid, run=cid, values={"model": _baseline_label(spec), "train_fraction": frac},
+                                      overrides={}, train_fraction=float(frac), overlap=0.0, blend="-",
+                                      baseline={**opts, "seed": int(seed)}))
     return cells
+
+
+def _baseline_label(spec: dict[str, Any]) -> str:
+    """The ``model`` column of a baseline row, e.g. ``baseline:random_forest+ndvi``."""
+    return f"baseline:{spec['method']}" + "".join(f"+{i}" for i in spec.get("indices") or [])
 
 
 # -- data: one fixed train / held-out split, training-set sizes as crops -----------------------
@@ -320,9 +381,6 @@ def _train_run(cfg: Any, cell: Cell, out_dir: Path, log: Callable[[str], None]) 
 def _eval_cell(cfg: Any, cell: Cell, run: dict[str, Any], predict: dict[str, Any],
                cell_dir: Path) -> dict[str, Any]:
     """Predict the held-out scenes with the cell's overlap/blend and evaluate them (pooled)."""
-    from rs_vit.evaluate.boundary import BoundaryF1
-    from rs_vit.evaluate.evaluator import evaluate_mask
-    from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics
     from rs_vit.infer.engine import SlidingWindowPredictor, predict_scene
     from rs_vit.models.checkpoint import load_model
 
@@ -336,9 +394,8 @@ def _eval_cell(cfg: Any, cell: Cell, run: dict[str, Any], predict: dict[str, Any
     K, names = spec.num_classes, spec.class_names
     # warm-up (one-off allocations, kernel selection) so the timing below is steady-state
     predictor.forward(np.zeros((1, spec.in_channels, predictor.tile, predictor.tile), np.float32))
-    cm = ConfusionMatrix(K, ignore_index=cfg.data.ignore_index)
-    bf = BoundaryF1(K, tolerance=float(predict["tolerance"]), ignore_index=cfg.data.ignore_index)
     seconds = pixels = windows = 0.0
+    masks = []
     for i, sd in enumerate(run["held_out"]):
         mask = cell_dir / f"heldout{i}_mask.tif"
         r = predict_scene(sd["image"], mask, predictor=predictor, bands=cfg.data.bands,
@@ -346,13 +403,8 @@ def _eval_cell(cfg: Any, cell: Cell, run: dict[str, Any], predict: dict[str, Any
         seconds += r.seconds
         pixels += r.width * r.height
         windows += r.windows
-        m = evaluate_mask(mask, sd["labels"], class_names=names, ignore_index=cfg.data.ignore_index,
-                          ignore_values=cfg.data.ignore_values, label_attribute=sd["label_attribute"],
-                          background=cfg.data.background, tolerance=float(predict["tolerance"]))
-        cm.merge(ConfusionMatrix.from_dict({"num_classes": K, "ignore_index": cfg.data.ignore_index,
-                                            "matrix": m["confusion_matrix"]}))
-        bf.merge(BoundaryF1.from_dict(m["boundary_counts"]))
-    metrics = compute_metrics(cm.matrix, names, boundary=bf.compute(names))
+        masks.append(mask)
+    metrics = _score_masks(cfg, masks, run["held_out"], names, predict)
     _write_json(cell_dir / "metrics.json", metrics)
     return {
         "cell": cell.id, "run": cell.run, "model": cell.values.get("model", cfg.model.name),
@@ -369,6 +421,73 @@ def _eval_cell(cfg: Any, cell: Cell, run: dict[str, Any], predict: dict[str, Any
         "mpx_per_s": round(pixels / seconds / 1e6, 4) if seconds else None,
         "per_class_iou": {pc["name"]: pc["iou"] for pc in metrics["per_class"]},
         "axes": cell.values,
+    }
+
+
+def _score_masks(cfg: Any, masks: list[Path], held_out: list[dict[str, Any]], names: list[str],
+                 predict: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate the held-out masks against their labels with ``evaluate_mask`` (pooled counts)."""
+    from rs_vit.evaluate.boundary import BoundaryF1
+    from rs_vit.evaluate.evaluator import evaluate_mask
+    from rs_vit.evaluate.metrics import ConfusionMatrix, compute_metrics
+
+    K, ignore = len(names), cfg.data.ignore_index
+    cm = ConfusionMatrix(K, ignore_index=ignore)
+    bf = BoundaryF1(K, tolerance=float(predict["tolerance"]), ignore_index=ignore)
+    for mask, sd in zip(masks, held_out):
+        m = evaluate_mask(mask, sd["labels"], class_names=names, ignore_index=ignore,
+                          ignore_values=cfg.data.ignore_values, label_attribute=sd["label_attribute"],
+                          background=cfg.data.background, tolerance=float(predict["tolerance"]))
+        cm.merge(ConfusionMatrix.from_dict({"num_classes": K, "ignore_index": ignore,
+                                            "matrix": m["confusion_matrix"]}))
+        bf.merge(BoundaryF1.from_dict(m["boundary_counts"]))
+    return compute_metrics(cm.matrix, names, boundary=bf.compute(names))
+
+
+def _baseline_cell(cfg: Any, cell: Cell, out_dir: Path, predict: dict[str, Any], cell_dir: Path,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """Fit the per-pixel baseline on the cell's training crops, predict and score the held-out crops."""
+    from rs_vit.baseline import BaselineOptions, fit_baseline, predict_baseline_scene, save_baseline
+    from rs_vit.config import parse_config
+
+    assert cell.baseline is not None
+    spec = dict(cell.baseline)
+    train_scenes, held_out, train_pixels = _split_scenes(cfg, cell.train_fraction, out_dir / "data")
+    data = cfg.model_dump(mode="json")
+    data["data"]["scenes"] = train_scenes + held_out
+    run_cfg = parse_config(data, source=f"grid cell {cell.id}")
+    opts = BaselineOptions(**{k: (tuple(v) if k == "indices" else v) for k, v in spec.items()})
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    t0 = time.perf_counter()
+    clf = fit_baseline(run_cfg, opts, log=lines.append)
+    train_s = time.perf_counter() - t0
+    save_baseline(clf, cell_dir / "baseline")
+    atomic_write_text(cell_dir / "fit_log.txt", "\n".join(lines) + "\n")
+    seconds = pixels = 0.0
+    masks = []
+    for i, sd in enumerate(held_out):
+        mask = cell_dir / f"heldout{i}_mask.tif"
+        r = predict_baseline_scene(clf, sd["image"], mask, bands=cfg.data.bands, sensor=cfg.data.sensor,
+                                   overwrite=True)
+        seconds += r.seconds
+        pixels += r.width * r.height
+        masks.append(mask)
+    metrics = _score_masks(cfg, masks, held_out, clf.class_names, predict)
+    _write_json(cell_dir / "metrics.json", metrics)
+    log(f"[baseline] {cell.id}: fit {train_s:.1f}s on {sum(clf.info['train_pixels'].values())} pixels")
+    return {
+        "cell": cell.id, "run": cell.run, "model": cell.values["model"], "band_init": None,
+        "pretrained": None, "train_fraction": cell.train_fraction, "train_pixels": train_pixels,
+        "overlap": None, "blend": None, "seed": opts.seed, "epochs": None, "steps": None,
+        "miou": metrics["miou"], "boundary_f1": metrics["boundary"]["mean_f1"],
+        "overall_accuracy": metrics["overall_accuracy"], "fwiou": metrics["fwiou"],
+        "mean_f1": metrics["mean_f1"], "params_m": None, "train_s": round(train_s, 2),
+        "predict_s": round(seconds, 3), "windows": None, "windows_per_s": None,
+        "mpx_per_s": round(pixels / seconds / 1e6, 4) if seconds else None,
+        "per_class_iou": {pc["name"]: pc["iou"] for pc in metrics["per_class"]},
+        "axes": cell.values, "baseline": {**spec, "sampled_pixels": clf.info["train_pixels"],
+                                          "nodes": int(len(clf.left)), "depth": int(clf.depth)},
     }
 
 
@@ -416,6 +535,14 @@ def run_grid(
             result.missing.append(cell.id)
             log(f"[{n}/{len(cells)}] {cell.id}: not run yet")
             continue
+        if cell.baseline is not None:
+            row = _baseline_cell(cfg, cell, out, g["predict"], cell_dir, log)
+            _write_json(done, row)
+            result.rows.append(row)
+            result.ran.append(cell.id)
+            log(f"[{n}/{len(cells)}] {cell.id}: mIoU {_f(row['miou'])}, boundary F1 "
+                f"{_f(row['boundary_f1'])}, {row['mpx_per_s']} Mpx/s")
+            continue
         if cell.run not in runs:
             if rerun:
                 (out / "train" / cell.run / "train_result.json").unlink(missing_ok=True)
@@ -459,8 +586,10 @@ def write_results(rows: list[dict[str, Any]], out: Path, cfg: Any = None) -> dic
     """Write ``results.csv``, ``results.md`` and the three plots for the rows of a grid."""
     from rs_vit.evaluate.report import _atomic_write
 
-    rows = sorted(rows, key=lambda r: (str(r["model"]), str(r["band_init"]), r["train_fraction"],
-                                       r["overlap"], str(r["blend"])))
+    rows = sorted(rows, key=lambda r: (str(r["model"]).startswith("baseline:"), str(r["model"]),
+                                       str(r["band_init"]), r["train_fraction"],
+                                       -1.0 if r["overlap"] is None else r["overlap"], str(r["blend"]),
+                                       r.get("seed") if isinstance(r.get("seed"), int) else -1))
     paths = {"csv": out / "results.csv", "md": out / "results.md"}
 
     def write_csv(tmp: str) -> None:
@@ -473,8 +602,8 @@ def write_results(rows: list[dict[str, Any]], out: Path, cfg: Any = None) -> dic
     _atomic_write(paths["csv"], write_csv)
     cols = [("model", "model", "s"), ("band_init", "band init", "s"), ("pretrained", "pretrained", "s"),
             ("train_fraction", "train frac", "g"), ("train_pixels", "train px", ","),
-            ("overlap", "overlap", "g"), ("blend", "blend", "s"), ("miou", "mIoU", ".4f"),
-            ("boundary_f1", "boundary F1", ".4f"), ("overall_accuracy", "OA", ".4f"),
+            ("overlap", "overlap", "g"), ("blend", "blend", "s"), ("seed", "seed", "s"),
+            ("miou", "mIoU", ".4f"), ("boundary_f1", "boundary F1", ".4f"), ("overall_accuracy", "OA", ".4f"),
             ("params_m", "params (M)", ".2f"), ("train_s", "train s", ".1f"),
             ("windows_per_s", "windows/s", ".2f"), ("mpx_per_s", "Mpx/s", ".4f")]
     lines = ["| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
@@ -491,11 +620,13 @@ def write_results(rows: list[dict[str, Any]], out: Path, cfg: Any = None) -> dic
             f"Scenes: {', '.join(Path(s.image).name for s in cfg.data.scenes)}; held-out part: "
             f"bottom {cfg.data.val_fraction:g} of the rows of each auto-split scene.",
             f"Budget per training run: {t.epochs} epoch(s) × {t.steps_per_epoch} steps × batch "
-            f"{t.batch_size}, tile {t.tile_size}, lr {t.lr:g}, seed {rows[0]['seed'] if rows else t.seed}, "
-            f"precision {t.precision}; evaluated: last checkpoint.",
+            f"{t.batch_size}, tile {t.tile_size}, lr {t.lr:g}, {_seeds_text(rows, t.seed)}, "
+            f"precision {t.precision}; evaluated: last checkpoint."
+            + (" Rows named baseline:… are per-pixel classifiers fit on the same training pixels."
+               if any(str(r["model"]).startswith("baseline:") for r in rows) else ""),
             f"Machine: {machine_description()}.", "",
         ]
-    text = "\n".join(header + lines) + "\n"
+    text = "\n".join(header + lines + summary_lines(rows)) + "\n"
 
     def write_md(tmp: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
@@ -504,6 +635,37 @@ def write_results(rows: list[dict[str, Any]], out: Path, cfg: Any = None) -> dic
     if rows:
         paths.update(plot_results(rows, out))
     return paths
+
+
+def _seeds_text(rows: list[dict[str, Any]], default: int) -> str:
+    seeds = sorted({str(r["seed"]) for r in rows if r.get("seed") is not None}) or [str(default)]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(seeds)}"
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table of mean ± standard deviation over seeds for each setting (empty when no
+    setting ran with more than one seed)."""
+    keys = ["model", "band_init", "pretrained", "train_fraction", "overlap", "blend"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(json.dumps([r.get(k) for k in keys]), []).append(r)
+    if not any(len(g) > 1 for g in groups.values()):
+        return []
+
+    def ms(vals: list[Any], fmt: str = ".4f") -> str:
+        v = [float(x) for x in vals if x is not None]
+        if not v:
+            return "-"
+        return f"{np.mean(v):{fmt}} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:{fmt}}"
+
+    out = ["", "Mean ± standard deviation over seeds:", "",
+           "| model | train frac | overlap | seeds | mIoU | boundary F1 | OA | train s |", "|---|---|---|---|---|---|---|---|"]
+    for g in groups.values():
+        r = g[0]
+        out.append(f"| {r['model']} | {r['train_fraction']:g} | {'-' if r.get('overlap') is None else format(r['overlap'], 'g')} "
+                   f"| {len(g)} | {ms([x['miou'] for x in g])} | {ms([x['boundary_f1'] for x in g])} "
+                   f"| {ms([x['overall_accuracy'] for x in g])} | {ms([x['train_s'] for x in g], '.0f')} |")
+    return out
 
 
 _SHORT = {"train_fraction": "frac", "overlap": "ov", "band_init": "init", "pretrained": "pre", "blend": "blend"}
