@@ -11,6 +11,7 @@ band set (a 6-band foreign model to 13 bands, say) and resamples position embedd
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,27 +36,68 @@ BAND_INIT = ("mean", "zero", "random", "cycle")
 
 @dataclass
 class AdaptReport:
-    """What :func:`load_adapted` did, for logs and tests."""
+    """What :func:`load_adapted` did, for logs and tests.
+
+    Model keys are full names in the model it was given; ``skipped`` holds *source* keys.
+    """
 
     loaded: list[str] = field(default_factory=list)
     adapted: dict[str, dict[str, str]] = field(default_factory=dict)  # conv key -> {band: source}
     resampled: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # source keys with another shape
+    skipped: list[str] = field(default_factory=list)  # source keys that did not land (any reason)
+    other_shape: list[str] = field(default_factory=list)  # the skipped ones whose name exists in the model
     missing: list[str] = field(default_factory=list)  # model keys not in the source
+    renamed: dict[str, str] = field(default_factory=dict)  # source key -> model key, when not prefix + key
     prefix: str = ""
+    source: str = "weights"
+    n_source: int = 0
+    band_init: str = "mean"
+    scale: dict[str, float] = field(default_factory=dict)  # conv key -> factor all its kernels got
+
+    @property
+    def n_landed(self) -> int:
+        """Source tensors that landed in the model (loaded, adapted or resampled)."""
+        return len(self.loaded) + len(self.adapted) + len(self.resampled)
+
+    def lines(self) -> list[str]:
+        """Log lines: ``weights <source>: loaded N/M tensors``, then one line per adapted input
+        layer saying which bands came from which pretrained channels and how the others started."""
+        head = f"weights {self.source}: loaded {self.n_landed}/{self.n_source} tensors"
+        if self.skipped:
+            shown = ", ".join(self.skipped[:4]) + (", ..." if len(self.skipped) > 4 else "")
+            unused = len(self.skipped) - len(self.other_shape)
+            why = []
+            if unused:
+                why.append(f"{unused} not in this architecture")
+            if self.other_shape:
+                why.append(f"{len(self.other_shape)} of another shape")
+            head += f" ({' and '.join(why)}: {shown})"
+        if self.resampled:
+            head += f"; resampled {', '.join(self.resampled)}"
+        if self.missing:
+            head += f"; {len(self.missing)} model tensors keep their initialisation (e.g. {self.missing[0]})"
+        out = [head]
+        for key, mapping in self.adapted.items():
+            copied = [f"{b}<-{s}" for b, s in mapping.items() if s not in ("mean", "zero", "random")]
+            inits: dict[str, list[str]] = {}
+            for b, s in mapping.items():
+                if s in ("mean", "zero", "random"):
+                    inits.setdefault(s, []).append(b)
+            layer = key[: -len(".weight")] if key.endswith(".weight") else key
+            line = f"  first layer {layer} ({len(mapping)} bands): "
+            line += ("pretrained channels " + ", ".join(copied)) if copied else "no band matched by name"
+            for how, bands in inits.items():
+                what = {"mean": "mean of the pretrained kernels", "zero": "zeros",
+                        "random": "random (std of the pretrained kernels)"}[how]
+                line += f"; initialised with {what}: {', '.join(bands)}"
+            if self.scale.get(key, 1.0) != 1.0:
+                line += f"; all kernels scaled by {self.scale[key]:.4g}"
+            out.append(line)
+        return out
 
     def summary(self) -> str:
-        """One line for logs."""
-        parts = [f"{len(self.loaded)} tensors loaded"]
-        for key, mapping in self.adapted.items():
-            parts.append(f"{key} adapted ({', '.join(f'{b}<-{s}' for b, s in mapping.items())})")
-        if self.resampled:
-            parts.append(f"resampled {', '.join(self.resampled)}")
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped (other shape, e.g. {self.skipped[0]})")
-        if self.missing:
-            parts.append(f"{len(self.missing)} left at their initialisation (e.g. {self.missing[0]})")
-        return "; ".join(parts)
+        """One line for logs (:meth:`lines` joined)."""
+        return "; ".join(s.strip() for s in self.lines())
 
 
 def check_band_init(band_init: str) -> None:
@@ -189,19 +231,38 @@ def clean_state_dict(obj: object, source: str = "weights") -> dict[str, torch.Te
     return state
 
 
+_FLAT = re.compile(r"^(\w+)\.(\d+)\.")
+
+
+def _aliases(key: str) -> list[str]:
+    """A source key and the name it has in a timm *features* model (``features_only=True``, as smp's
+    ``tu-`` encoders build it), which flattens top-level sequentials: ``layers.0.x`` -> ``layers_0.x``."""
+    flat = _FLAT.sub(r"\1_\2.", key, count=1)
+    return [key] if flat == key else [key, flat]
+
+
 def _best_prefix(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
     """The module prefix under which most source keys exist in the model (timm layout inside an
     smp encoder is ``encoder.model.``; an smp encoder's is ``encoder.``; a whole model's ``""``)."""
     candidates: dict[str, int] = {}
     sample = list(state)[:: max(1, len(state) // 64)]
     for sk in sample:
-        for mk in own:
-            if mk == sk or mk.endswith("." + sk):
-                p = mk[: len(mk) - len(sk)]
-                candidates[p] = candidates.get(p, 0) + 1
+        for alias in _aliases(sk):
+            for mk in own:
+                if mk == alias or mk.endswith("." + alias):
+                    p = mk[: len(mk) - len(alias)]
+                    candidates[p] = candidates.get(p, 0) + 1
     if not candidates:
         return ""
     return max(candidates.items(), key=lambda kv: (kv[1], -len(kv[0])))[0]
+
+
+def _model_key(sk: str, prefix: str, own: dict[str, torch.Tensor]) -> str | None:
+    """The model key a source key lands on: ``prefix + key``, else its features-model alias."""
+    for alias in _aliases(sk):
+        if prefix + alias in own:
+            return prefix + alias
+    return None
 
 
 def _num_prefix_tokens(model: nn.Module, key: str) -> int:
@@ -253,15 +314,17 @@ def load_adapted(
     check_band_init(band_init)
     own = model.state_dict()
     prefix = _best_prefix(own, state)
-    report = AdaptReport(prefix=prefix)
+    report = AdaptReport(prefix=prefix, source=source, n_source=len(state), band_init=band_init)
     input_convs = {f"{n}.weight" for n in find_input_convs(model, in_channels)}
     gen = torch.Generator().manual_seed(seed)
     new: dict[str, torch.Tensor] = {}
     for sk, value in state.items():
-        mk = prefix + sk
-        if mk not in own:
+        mk = _model_key(sk, prefix, own)
+        if mk is None:
             report.skipped.append(sk)
             continue
+        if mk != prefix + sk:
+            report.renamed[sk] = mk
         target = own[mk]
         if mk in input_convs and value.ndim == 4 and value.shape[0] == target.shape[0]:
             sb = src_bands if src_bands is not None else (RGB if value.shape[1] == 3 else None)
@@ -270,6 +333,8 @@ def load_adapted(
             if tuple(adapted.shape) == tuple(target.shape):
                 new[mk] = adapted.to(target.dtype)
                 report.adapted[mk] = origin
+                if any(o == "mean" or "*" in o for o in origin.values()):
+                    report.scale[mk] = value.shape[1] / in_channels
                 continue
         if tuple(value.shape) == tuple(target.shape):
             new[mk] = value.to(target.dtype)
@@ -282,6 +347,7 @@ def load_adapted(
                 report.resampled.append(f"{mk} {tuple(value.shape)}->{tuple(target.shape)}")
                 continue
         report.skipped.append(sk)
+        report.other_shape.append(sk)
     used = len(new)
     if used == 0 or used < min_fraction * len(state):
         raise ModelError(
@@ -291,5 +357,7 @@ def load_adapted(
             "`rs-vit import-weights`."
         )
     report.missing = [k for k in own if k not in new]
-    model.load_state_dict(new, strict=False)
+    # nn.Module's own method: some smp encoders override load_state_dict without ``strict``
+    # (MixVisionTransformerEncoder) or with their own key filters; the keys are resolved above.
+    nn.Module.load_state_dict(model, new, strict=False)
     return report

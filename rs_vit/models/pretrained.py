@@ -122,12 +122,36 @@ def _offline_hint(what: str, exc: BaseException) -> ModelError:
     )
 
 
-def download_state(source: Source, tag: str) -> dict[str, torch.Tensor]:
-    """The RGB state dict of a pretrained timm model or smp encoder (downloads, or the HF cache)."""
+def _timm_name(source: Source, tag: str) -> str:
+    return source.name if tag in ("imagenet", "", "default") else f"{source.name.split('.')[0]}.{tag}"
+
+
+def source_label(source: Source, tag: str) -> str:
+    """Where ``download_state`` gets its weights: the Hugging Face repo id (and smp's pinned revision)."""
     if source.kind == "timm":
         import timm
 
-        name = source.name if tag in ("imagenet", "", "default") else f"{source.name.split('.')[0]}.{tag}"
+        name = _timm_name(source, tag)
+        cfg = timm.models.get_pretrained_cfg(name)
+        return f"{cfg.hf_hub_id} (timm {name})" if cfg is not None and cfg.hf_hub_id else f"timm {name}"
+    if source.kind == "smp":
+        import segmentation_models_pytorch as smp
+
+        settings = smp.encoders.encoders.get(source.name, {}).get("pretrained_settings", {}).get(tag)
+        if settings:
+            return f"{settings['repo_id']}@{settings['revision'][:7]} (smp {source.name})"
+        return f"smp {source.name} ({tag})"
+    return f"{source.kind} {source.name}"
+
+
+def download_state(source: Source, tag: str) -> dict[str, torch.Tensor]:
+    """The RGB state dict of a pretrained timm model or smp encoder, through the library's own
+    download (``timm.create_model(pretrained=True)`` / ``smp.encoders.get_encoder(weights=tag)``,
+    both reading the Hugging Face cache first). timm's classifier is dropped (``num_classes=0``)."""
+    if source.kind == "timm":
+        import timm
+
+        name = _timm_name(source, tag)
         try:
             m = timm.create_model(name, pretrained=True, num_classes=0)
         except Exception as exc:  # noqa: BLE001 - network/hub errors come in many types
@@ -188,9 +212,12 @@ def init_from_weights(
             target = model.get_submodule(src.module) if src.module else model
             reports.append(load_adapted(target, state, in_channels=in_channels, src_bands=RGB,
                                         dst_bands=band_names, band_init=band_init,
-                                        source=f"{src.kind}:{src.name}", min_fraction=0.3))
+                                        source=source_label(src, pretrained), min_fraction=0.3))
+    lines = [line for r in reports for line in r.lines()]
     model.rs_vit_init = "; ".join(r.summary() for r in reports)  # type: ignore[assignment]
-    for r in reports:
-        if log:
-            log(r.summary())
+    model.rs_vit_init_lines = lines  # type: ignore[assignment]  (the training log prints them)
+    model.rs_vit_init_reports = reports  # type: ignore[assignment]
+    if log:
+        for line in lines:
+            log(line)
     return reports

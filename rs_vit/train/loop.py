@@ -207,12 +207,13 @@ def _init_from(model: nn.Module, path: Path, bands: list[str], num_classes: int,
 
         src, spec, report = adapt_model(src, spec, bands, band_init="zero")
         note = f" (bands adapted by name: {report.summary()})"
+    state = src.state_dict()
     try:
-        model.load_state_dict(src.state_dict())
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"--init-from {path}: weights do not fit the model "
                               f"({str(exc).splitlines()[0]}); use the same model options.") from None
-    return note
+    return f": loaded {len(state)}/{len(state)} tensors{note}"
 
 
 def _weights_normalization(config: RunConfig, bands: list[str], mean: np.ndarray, std: np.ndarray
@@ -289,8 +290,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         log(f"Bands: {', '.join(bands)} | classes: {', '.join(class_names)} | device: {device}"
             f" | precision: {precision_name(dtype)}" + (f" | {dist_info.world} processes" if dist_info.distributed else ""))
         pre = wentry.name if wentry is not None else mcfg.pretrained
-        log("Model: " + mcfg.name + (f" (pretrained: {pre})" if pre else
-                                     " (trained from scratch: no pretrained weights)"))
+        log("Model: " + mcfg.name + (f" (pretrained: {pre})" if pre else ""))
     accum = tcfg.grad_accum
     train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size * accum, mean, std,
                              data.ignore_index, seed=tcfg.seed, augment=Augment(data.augment, data.ignore_index),
@@ -310,6 +310,9 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         weights=str(mcfg.weights) if mcfg.weights else None, band_names=bands,
         band_init=mcfg.band_init, drop_path_rate=mcfg.drop_path_rate, **model_kwargs,
     )
+    if main:
+        for line in getattr(model, "rs_vit_init_lines", None) or []:
+            log(line)  # one line per weights source, then how the first layer was adapted
     if main and wentry is not None:
         log(f"Normalisation: {normalization['source']} ({normalization.get('scaling', '')}) for "
             f"{', '.join(normalization.get('from_weights', [])) or 'no band'}"
@@ -319,6 +322,8 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         note = _init_from(model, Path(tcfg.init_from), bands, K, mcfg.name)
         if main:
             log(f"Initialised from {tcfg.init_from}{note}" + (f"; {stats_note}" if stats_note else ""))
+    if main and not resume_dir and not tcfg.init_from and not getattr(model, "rs_vit_init_lines", None):
+        log("Trained from scratch: no pretrained weights, no weights file, no --init-from.")
     model = model.to(device)
     if tcfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
