@@ -61,8 +61,9 @@ _TOKEN_MODULES = {
 }
 _WHY = {
     "mae": "plain ViT: the encoder sees only the visible tokens, a light decoder predicts the masked pixels",
-    "simmim-token": "hierarchical encoder: a learned mask token replaces masked tokens after the patch "
-                    "embedding (input pixels zeroed too); a linear head reconstructs from the deepest features",
+    "simmim-token": "a learned mask token replaces the masked tokens after the patch embedding (the encoder "
+                    "needs the full token grid: windows, overlapping patch embeddings, token-mixing MLPs; input "
+                    "pixels zeroed too); a linear head reconstructs from the deepest features",
     "simmim-input": "no tokens to mask: masked squares are zeroed in the input and reconstructed from the "
                     "deepest features with a linear head",
 }

@@ -144,6 +144,12 @@ def pretrain(config: PretrainRunConfig, *, log: Callable[[str], None] = print, p
         resume_dir: continue this run from its ``last/`` checkpoint (see :func:`resume_pretrain`).
     """
     data, mcfg, tcfg, pcfg = config.data, config.model, config.train, config.pretrain
+    if tcfg.init_from is not None:
+        raise ConfigError("train.init_from is for `rs-vit train`; to continue pretraining from weights or a "
+                          "checkpoint use model.weights (--weights PATH).")
+    if config.distill.teacher is not None:
+        raise ConfigError("distill.teacher is for `rs-vit train`; pretraining learns from the images alone: "
+                          "remove the distill section.")
     entry = get_entry(mcfg.name)
     check_tile_size(mcfg.name, tcfg.tile_size)
     seed_everything(tcfg.seed)
