@@ -19,8 +19,9 @@ from rs_vit.errors import ConfigError, suggest
 def _absolute(p: Path) -> Path:
     """An input path made absolute against the working directory (``..`` collapsed, symlinks kept).
 
-    The rule for paths (see docs/training.md): a path written in a YAML file is relative to that
-    file's folder; a path given as a flag or in Python is relative to the working directory. Both
+    The rule for paths (docs/training.md, "The dataset description"): a path written in a YAML
+    file is relative to that file's folder; a path given as a flag or in Python is relative to
+    the working directory. Both
     are made absolute when the config is built, so the ``config.yaml`` saved in a run directory
     or checkpoint holds absolute paths and the run can be resumed or evaluated from any folder.
     """
