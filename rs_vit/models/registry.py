@@ -170,8 +170,9 @@ def create_model(
                          "(or give a local file with weights: PATH).")
     if weights_bands:
         kwargs["weights_bands"] = list(weights_bands)
+    distill_head = bool(kwargs.pop("distill_head", False))  # DeiT's token head: rs_vit.train.distill
     try:
-        return entry.builder(
+        model = entry.builder(
             in_channels=in_channels,
             num_classes=num_classes,
             pretrained=pretrained,
@@ -183,3 +184,8 @@ def create_model(
         )
     except TypeError as exc:
         raise ModelError(f"Model {name}: invalid option ({exc}).") from None
+    if distill_head:
+        from rs_vit.train.distill import attach_distill_head
+
+        attach_distill_head(model, num_classes)
+    return model

@@ -343,6 +343,9 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
                           num_classes=K, device=device)
         if main:
             log(f"Distilling from {dcfg.teacher} ({dcfg.mode}, alpha {dcfg.alpha}, T {dcfg.temperature})")
+    from rs_vit.train.distill import check_distill_setup
+
+    check_distill_setup(model, teacher)  # a DeiT distillation-token head needs a teacher
     net: nn.Module = model
     if dist_info.distributed:
         if device.type == "cuda":  # BatchNorm statistics over the global batch (CPU/gloo: per rank)
@@ -404,12 +407,12 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
                         logits = net(x)
                     loss = crit(logits, y)
                     if teacher is not None:
-                        from rs_vit.train.distill import distill_loss
+                        from rs_vit.train.distill import distill_loss, student_distill_logits
 
                         with autocast(device, dtype):
                             t_logits = teacher(x)
-                        kd = distill_loss(logits, t_logits, y != data.ignore_index, mode=dcfg.mode,
-                                          temperature=dcfg.temperature)
+                        kd = distill_loss(student_distill_logits(model, logits), t_logits, y != data.ignore_index,
+                                          mode=dcfg.mode, temperature=dcfg.temperature)
                         loss = (1 - dcfg.alpha) * loss + dcfg.alpha * kd
                     if not torch.isfinite(loss):
                         raise RuntimeError(f"Training loss became {loss.item()} at epoch {epoch}, batch {i + 1}; "
