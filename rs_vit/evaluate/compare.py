@@ -435,13 +435,42 @@ def _score_masks(cfg: Any, masks: list[Path], held_out: list[dict[str, Any]], na
     cm = ConfusionMatrix(K, ignore_index=ignore)
     bf = BoundaryF1(K, tolerance=float(predict["tolerance"]), ignore_index=ignore)
     for mask, sd in zip(masks, held_out):
-        m = evaluate_mask(mask, sd["labels"], class_names=names, ignore_index=ignore,
+        m = evaluate_mask(mask, _reference(cfg, sd), class_names=names, ignore_index=ignore,
                           ignore_values=cfg.data.ignore_values, label_attribute=sd["label_attribute"],
                           background=cfg.data.background, tolerance=float(predict["tolerance"]))
         cm.merge(ConfusionMatrix.from_dict({"num_classes": K, "ignore_index": ignore,
                                             "matrix": m["confusion_matrix"]}))
         bf.merge(BoundaryF1.from_dict(m["boundary_counts"]))
     return compute_metrics(cm.matrix, names, boundary=bf.compute(names))
+
+
+def _reference(cfg: Any, sd: dict[str, Any]) -> Path:
+    """The labels to score a held-out crop against: its label file, or, for vector labels with a
+    ``label_value`` (one class for every polygon, no class attribute), those labels rasterised on
+    the crop's grid exactly as training reads them (``<crop>_labels.tif`` beside the crop)."""
+    from rs_vit.config import SceneDef
+    from rs_vit.io.labels import is_vector
+
+    labels = Path(sd["labels"])
+    if not is_vector(labels) or sd.get("label_value") is None:
+        return labels
+    out = Path(sd["image"]).with_name(Path(sd["image"]).stem + "_labels.tif")
+    if out.is_file():
+        return out
+    from rs_vit.data.scenes import load_scene
+    from rs_vit.io.raster import scene_info
+    from rs_vit.io.writers import RasterSink, output_profile
+
+    s = load_scene(SceneDef(**{**sd, "split": "val"}), cfg.data)
+    dtype = "uint8" if cfg.data.ignore_index <= 255 else "uint16"
+    info = scene_info(sd["image"], bands=cfg.data.bands, sensor=cfg.data.sensor)
+    sink = RasterSink(out, output_profile(info.profile, count=1, dtype=dtype, nodata=cfg.data.ignore_index))
+    step = max(1, 1_000_000 // max(1, s.width))
+    with sink.open():
+        for r in range(0, s.height, step):
+            h = min(step, s.height - r)
+            sink.write(r, s.read(r, 0, h, s.width)[1].astype(dtype))
+    return out
 
 
 def _baseline_cell(cfg: Any, cell: Cell, out_dir: Path, predict: dict[str, Any], cell_dir: Path,
