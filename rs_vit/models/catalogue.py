@@ -584,18 +584,25 @@ def load_entry(
     else:  # wavelength-conditioned: baked for exactly the run's bands
         src_bands = list(names) if names else None
     target = model.get_submodule(module) if module else model
-    report = load_adapted(target, conv.state, in_channels=in_channels, src_bands=src_bands,
-                          dst_bands=names, band_init=band_init, source=source, min_fraction=0.0)
+    fit = (f"the weights are {entry.encoder}: build one of {', '.join(entry.models)}"
+           + (f" with model.kwargs {entry.model_kwargs}" if entry.model_kwargs else ""))
+    try:
+        report = load_adapted(target, conv.state, in_channels=in_channels, src_bands=src_bands,
+                              dst_bands=names, band_init=band_init, source=source, min_fraction=0.0)
+    except ModelError:  # not one tensor fits
+        raise ModelError(f"{source}: none of the {len(conv.state)} tensors fit this model; {fit}.") from None
+    # parts the model never runs and removed (e.g. a ViT's final norm under a SETR head) are unused
+    unused = {f"{n}.{k}" if n else k for n, mod in target.named_modules()
+              for k in getattr(mod, "rs_vit_dropped_keys", None) or ()}
+    pruned = [k for k in report.skipped if report.prefix + k in unused]
+    report.skipped = [k for k in report.skipped if k not in pruned]
+    if pruned:
+        conv.notes.append(f"not used by this model (pruned): {', '.join(pruned)}")
     if report.skipped:
-        raise ModelError(
-            f"{source}: {len(report.skipped)} of {len(conv.state)} tensors do not fit this model "
-            f"(e.g. {report.skipped[0]}); the weights are {entry.encoder}: build one of "
-            f"{', '.join(entry.models)}" + (f" with model.kwargs {entry.model_kwargs}" if entry.model_kwargs
-                                            else "") + "."
-        )
+        raise ModelError(f"{source}: {len(report.skipped)} of {len(conv.state)} tensors do not fit this "
+                         f"model (e.g. {report.skipped[0]}); {fit}.")
     if not report.adapted:
-        raise ModelError(f"{source}: the model's first layer did not receive the pretrained kernels; "
-                         f"the weights are {entry.encoder}, build one of {', '.join(entry.models)}.")
+        raise ModelError(f"{source}: the model's first layer did not receive the pretrained kernels; {fit}.")
     result = EntryLoad(entry=entry, source=source, dropped_keys=conv.dropped, notes=conv.notes, report=report)
     if names:
         ref = src_bands or []
