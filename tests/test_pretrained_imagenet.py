@@ -161,6 +161,28 @@ def test_every_family_that_claims_imagenet_is_tested_here() -> None:
     assert claimed <= tested, f"families claiming ImageNet weights without a test: {claimed - tested}"
 
 
+def test_every_imagenet_claim_names_weights_timm_or_smp_publish() -> None:
+    """Each entry claiming ImageNet weights loads from sources that have them (timm: a pretrained cfg
+    with a hub id; smp: an ``imagenet`` setting); entries whose encoder has none claim nothing."""
+    import segmentation_models_pytorch as smp
+    import timm
+
+    def published(kind: str, name: str) -> bool:
+        if kind == "timm":
+            cfg = timm.models.get_pretrained_cfg(name)
+            return cfg is not None and bool(cfg.hf_hub_id)
+        return "imagenet" in smp.encoders.encoders[name]["pretrained_settings"]
+
+    for n in list_models():
+        e = get_entry(n)
+        if n == "smp_model":  # any smp encoder, named at build time
+            continue
+        sources = e.extra["sources"]
+        assert sources, n
+        assert ("imagenet" in e.pretrained) == all(published(k, s) for k, s in sources), n
+    assert get_entry("setr_pup_mixer_s16").pretrained == ()
+
+
 def _fill_cache(cache: Path, fam: Family) -> list[dict[str, torch.Tensor]]:
     return [add_timm(cache, name) if kind == "timm" else add_smp(cache, name) for kind, name, _ in fam.sources]
 

@@ -19,7 +19,12 @@ from rs_vit.errors import ModelError, suggest
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows about one model name."""
+    """What the registry knows about one model name.
+
+    ``pretrained`` lists the weights tags it can start from (``imagenet``: each of
+    ``extra["sources"]``, ``(timm | smp, name)``, is downloaded through timm / smp and loaded
+    by band name; tests/test_pretrained_imagenet.py checks every family offline).
+    """
 
     name: str
     family: str

@@ -77,8 +77,10 @@ def _reg_smp(name: str, arch: str, encoder: str, *, family: str, tile_multiple: 
                           band_init=band_init, **kw)
 
     builder.__doc__ = doc
+    src = ("timm", encoder[3:]) if encoder.startswith("tu-") else ("smp", encoder)
     register_model(name, family=family, tile_multiple=tile_multiple, pretrained=pretrained,
-                   is_transformer=is_transformer, source=source, default_tile=default_tile)(builder)
+                   is_transformer=is_transformer, source=source, default_tile=default_tile,
+                   sources=(src,))(builder)
 
 
 # SegFormer MiT-B0…B5 with the all-MLP head (smp).
@@ -143,7 +145,7 @@ def _reg_timm(name: str, make: Callable[..., nn.Module], timm_name: str, *, fami
 
     builder.__doc__ = doc
     register_model(name, family=family, tile_multiple=tile_multiple, fixed_tile=fixed_tile,
-                   pretrained=pretrained, source=source)(builder)
+                   pretrained=pretrained, source=source, sources=(("timm", timm_name),))(builder)
 
 
 def _setr(head: str) -> Callable[..., nn.Module]:
@@ -217,4 +219,5 @@ for _name, _cnn, _dim, _depth, _heads, _vit in (
     _b.__doc__ = (f"TransUNet-style hybrid: {_cnn} skips (strides 2-8) + {_depth} ViT blocks "
                   f"(dim {_dim}) on stride-16 tokens + U-Net decoder.")
     register_model(_name, family="hybrid", tile_multiple=32, pretrained=IMAGENET,
-                   source=f"TransUNet (Chen et al. 2021, written here): timm {_cnn} + {_vit} blocks")(_b)
+                   source=f"TransUNet (Chen et al. 2021, written here): timm {_cnn} + {_vit} blocks",
+                   sources=(("timm", _cnn), ("timm", _vit)))(_b)
