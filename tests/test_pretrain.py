@@ -193,3 +193,17 @@ def test_cli_pretrain(paths: dict[str, Path], tmp_path: Path) -> None:
                                  "--method", "mae", "-o", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "plain-ViT" in r.output
     assert np.isfinite(float(next(csv.DictReader(open(out / "metrics.csv")))["train_loss"]))
+
+
+def test_continue_from_weights_domain_adaptive(paths: dict[str, Path], tmp_path: Path) -> None:
+    first = pretrain(pretrain_config(paths, tmp_path / "a", "segformer_b0", steps_per_epoch=1), log=_quiet,
+                     progress=False)
+    cfg = pretrain_config(paths, tmp_path / "b", "segformer_b0", steps_per_epoch=1, lr=1e-12, warmup_steps=0)
+    cfg.model.weights = first.encoder_checkpoint / "model.safetensors"
+    lines: list[str] = []
+    second = pretrain(cfg, log=lines.append, progress=False)
+    assert any(f"from weights {cfg.model.weights}" in line for line in lines), lines
+    a = load_file(str(first.encoder_checkpoint / "model.safetensors"))
+    b = load_file(str(second.encoder_checkpoint / "model.safetensors"))
+    # started from the first run's encoder (a 1e-12 learning rate leaves it where it was)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
