@@ -534,3 +534,28 @@ def test_scene_smaller_than_the_training_tile_is_named(tmp_path: Path) -> None:
     s = load_scene(SceneDef(image=p["image"], labels=p["labels"]), DataConfig(classes=CLASSES), tile=32)
     with pytest.raises(ConfigError, match=r"tiny.tif \(24x20 px\).*tile.size"):
         RandomWindows([s], 32, 4, np.zeros(6), np.ones(6), 255)
+
+
+def test_evaluate_checkpoint_keeps_the_scene_mask(tmp_path: Path) -> None:
+    from rs_vit.config import parse_config
+    from rs_vit.evaluate.evaluator import evaluate_checkpoint
+
+    scene = _write_masked(tmp_path / "rgba.tif", "rgba")
+    labels = make_scene(tmp_path / "l.tif", 40, 48, bands=None, count=1, dtype="uint8", nodata=255,
+                        data=np.ones((1, 40, 48)))
+    ck = _checkpoint(tmp_path / "ck", ["band1", "band2", "band3"], nodata=None, mean=128, std=60)
+    cfg = parse_config({"data": {"scenes": [{"image": str(scene), "labels": str(labels), "split": "val"}],
+                                 "classes": CLASSES[:2]}, "train": {"tile_size": 32}})
+    m = evaluate_checkpoint(ck, cfg, device="cpu")
+    assert m["pixels"] == 32 * 48  # the 8 masked rows are not scored
+    # the validation area is predicted from memory: its mask goes along, so masked pixels are
+    # not predicted (nor fed to the model as data)
+    from rs_vit.evaluate.evaluator import _predict_array
+    from rs_vit.infer.engine import SlidingWindowPredictor
+    from rs_vit.models.checkpoint import load_model
+
+    predictor = SlidingWindowPredictor(*load_model(ck), device="cpu")
+    inv = np.zeros((40, 48), bool)
+    inv[:8] = True
+    out = _predict_array(predictor, _rgb(), None, crs=CRS, transform=TRANSFORM, invalid=inv)
+    assert (out[:8] == 2).all() and (out[8:] < 2).all()
