@@ -197,17 +197,11 @@ def _base_config(grid: dict[str, Any], base_dir: Path) -> Any:
     if not isinstance(base, dict):
         raise ConfigError("grid 'base' must be a config file path or a mapping of sections.")
     base = json.loads(json.dumps(base))  # deep copy
+    from rs_vit.config import _resolve_paths
 
-    def absolute(v: Any) -> Any:
-        return str(base_dir / v) if isinstance(v, str) and not Path(v).is_absolute() else v
-
-    data = base.get("data") or {}
-    if isinstance(data.get("classes"), str):
-        data["classes"] = absolute(data["classes"])
-    for s in data.get("scenes") or []:
-        for k in ("image", "labels"):
-            if s.get(k):
-                s[k] = absolute(s[k])
+    # input paths (scenes, classes, chips, distill.teacher, train.init_from, model.weights) are
+    # relative to the grid file, as in a config file
+    _resolve_paths(base, base_dir)
     return load_config(None, {**{k: v for k, v in base.items()}, **overrides})
 
 
