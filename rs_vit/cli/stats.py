@@ -21,7 +21,8 @@ def stats_cmd(
     sensor: Annotated[str | None, typer.Option(help="Sensor preset naming the bands.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
-    """Print per-band mean, std, min and max of each scene's valid (non-nodata) pixels."""
+    """Print per-band mean, std, min and max of each scene's valid pixels (not nodata, not masked by
+    an alpha band or GDAL mask; an alpha band is not a data band)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -40,7 +41,7 @@ def stats_cmd(
         r = file_stats(p, samples=samples, bands=names, sensor=sensor)
         results.append(r)
         t = Table(title=f"{p.name}  ({r['valid_pixels']} valid of {r['sampled_pixels']} sampled pixels, "
-                        f"nodata {r['nodata']})")
+                        f"nodata {r['nodata']}" + (f", GDAL mask: {r['mask']}" if r["mask"] else "") + ")")
         for col in ("band", "mean", "std", "min", "max"):
             t.add_column(col, justify="left" if col == "band" else "right")
         for b in r["bands"]:

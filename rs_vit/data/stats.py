@@ -108,7 +108,10 @@ def file_stats(path: str | Path, *, samples: int = 2_000_000, bands: Sequence[st
     """Per-band statistics of a raster file, nodata-aware, read decimated to about ``samples`` pixels.
 
     Returns:
-        ``{"path", "bands": [{"name", "mean", "std", "min", "max"}], "valid_pixels", "sampled_pixels", "nodata"}``.
+        ``{"path", "bands": [{"name", "mean", "std", "min", "max"}], "valid_pixels", "sampled_pixels",
+        "nodata", "mask"}``: ``std`` is the true standard deviation (0 for a constant band),
+        ``mask`` the kind of GDAL mask that also marks invalid pixels (``alpha``, ``per_dataset``,
+        ``per_band`` or None); an alpha band is not among ``bands``.
     """
     from rs_vit.io.raster import invalid_mask, masked_pixels, open_raster, scene_info
 
@@ -126,7 +129,7 @@ def file_stats(path: str | Path, *, samples: int = 2_000_000, bands: Sequence[st
     x = arr.reshape(len(idx), -1)[:, valid.reshape(-1)]
     names = [info.band_names[i] for i in idx]
     return {
-        "path": str(path), "nodata": info.nodata, "sampled_pixels": int(valid.size),
+        "path": str(path), "nodata": info.nodata, "mask": info.mask_kind, "sampled_pixels": int(valid.size),
         "valid_pixels": int(valid.sum()),
         "bands": [{"name": n, "mean": float(m), "std": float(s), "min": float(x[i].min()),
                    "max": float(x[i].max())} for i, (n, m, s) in enumerate(zip(names, mean, std))],
