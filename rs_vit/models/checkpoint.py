@@ -265,7 +265,11 @@ def load_model(
 
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, name: str) -> None:
+    from rs_vit.models.prune import obsolete_keys
+
     own = model.state_dict()
+    gone = obsolete_keys(model)  # parts pruned since older checkpoints were written (never run)
+    state = {k: v for k, v in state.items() if k not in gone}
     # safetensors stores tensors shared between modules (tied weights) once: an absent key is
     # fine when another key with the same storage is present.
     ptr = {k: v.data_ptr() for k, v in own.items()}

@@ -83,8 +83,9 @@ def _torch_load_failure(p: Path, exc: BaseException) -> ModelError:
     if "Weights only load failed" in text or blocked:
         what = f" ({blocked.group(1)})" if blocked else ""
         return ModelError(
-            f"{p}: refused: the file contains pickled code{what}, which rs-vit never runs. If you trust "
-            "its source, re-save its state dict as .safetensors (safetensors.torch.save_file) and pass that."
+            f"{p}: refused, it cannot be loaded safely: the file contains pickled code{what}, which rs-vit "
+            "never runs. If you trust its source, re-save its state dict as .safetensors "
+            "(safetensors.torch.save_file) and pass that."
         )
     with open(p, "rb") as fh:
         head = fh.read(8)

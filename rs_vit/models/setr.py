@@ -55,9 +55,26 @@ class TimmTokenEncoder(nn.Module):
         self.model = timm.create_model(name, **kwargs)
         depth = len(self.model.blocks)
         self.indices = [i % depth for i in indices]
+        self._prune()
         self.embed_dim = int(self.model.num_features)
         embed = getattr(self.model, "patch_embed", None) or self.model.stem  # Mixer: stem
         self.patch_size = int(embed.patch_size[0])
+
+    def set_indices(self, indices: Sequence[int]) -> None:
+        """Take the outputs of these blocks (negative counts from the end of the full depth)."""
+        depth = self.depth
+        self.indices = [i % depth for i in indices]
+        if max(self.indices) >= len(self.model.blocks):
+            raise ValueError(f"block {max(self.indices)} was pruned; build a new encoder for deeper indices")
+        self._prune()
+
+    def _prune(self) -> None:
+        """Drop the final norm (unless used), the head and blocks after the deepest one taken:
+        parameters without gradients make DDP fail (:mod:`rs_vit.models.prune`)."""
+        from rs_vit.models.prune import prune_timm_encoder
+
+        self.depth = getattr(self, "depth", len(self.model.blocks))
+        prune_timm_encoder(self.model, self.indices, keep_norm=self.norm)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps of the selected blocks, shallow to deep."""
@@ -141,7 +158,7 @@ class SETR(nn.Module):
         self.encoder = TimmTokenEncoder(encoder_name, in_channels, (-1,), img_size=img_size,
                                         drop_path_rate=drop_path_rate)
         if head == "mla":
-            self.encoder.indices = mla_indices(len(self.encoder.model.blocks))
+            self.encoder.set_indices(mla_indices(self.encoder.depth))
         kw = {"channels": decoder_channels} if decoder_channels else {}
         self.decode_head = HEADS[head](self.encoder.embed_dim, num_classes, **kw)
 

@@ -55,6 +55,10 @@ def _smp_model(arch: str, encoder: str, num_classes: int, drop_path_rate: float,
                     classes=num_classes, **extra, **kw)
     except (KeyError, ValueError) as exc:
         raise ModelError(f"smp {arch} with encoder {encoder!r} cannot be built ({exc}).") from None
+    if arch == "DPT":  # its ViT's final norm and classifier never run: DDP refuses unused parameters
+        from rs_vit.models.prune import prune_timm_encoder
+
+        prune_timm_encoder(model.encoder.model, model.encoder._output_indices)
     if arch == "Segformer":
         from rs_vit.models.fast import speed_up
 

@@ -59,14 +59,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, world: int, port: int, config_json: str, kwargs: dict[str, Any]) -> None:
+def _worker(rank: int, world: int, port: int, config_data: dict[str, Any], kwargs: dict[str, Any]) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world)})
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     from rs_vit.config import RunConfig
     from rs_vit.train.loop import train
 
-    config = RunConfig.model_validate_json(config_json)
+    config = RunConfig.model_validate(config_data)
     train(config, log=print if rank == 0 else (lambda _m: None), progress=False, **kwargs)
 
 
@@ -80,4 +80,6 @@ def launch_local(config: Any, nproc: int, **kwargs: Any) -> None:
     """
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(nproc, _free_port(), config.model_dump_json(), kwargs), nprocs=nproc, join=True)
+    # plain JSON-able data, validated in Python mode like a loaded YAML (pydantic's JSON mode
+    # refuses the Path objects that the config's "before" validators produce)
+    mp.spawn(_worker, args=(nproc, _free_port(), config.model_dump(mode="json"), kwargs), nprocs=nproc, join=True)
