@@ -150,7 +150,8 @@ def _percentiles(x: np.ndarray) -> np.ndarray:
 def training_value_range(scenes: Sequence[LabeledScene], *, windows: int = 16, size: int = 128,
                          seed: int = 0) -> dict[str, Any] | None:
     """The training data's pixel type and per-band 1st / 50th / 99th percentiles of valid pixels,
-    from up to ``windows`` random ``size``-pixel windows of each scene's train cells (cheap).
+    from up to ``windows`` random ``size``-pixel windows of each scene's train cells (at most
+    about 256 windows in all: cheap).
 
     Returns:
         ``{"dtype", "bands": {name: [low, median, high]}}``, or None without valid pixels;
@@ -160,9 +161,10 @@ def training_value_range(scenes: Sequence[LabeledScene], *, windows: int = 16, s
 
     rng = np.random.default_rng(seed)
     parts = []
+    per_scene = max(1, min(windows, 256 // max(1, len(scenes))))  # many chips: one window each
     for s in scenes:
         cells = s.split.cells(TRAIN)
-        for _ in range(windows if cells else 0):
+        for _ in range(per_scene if cells else 0):
             r0, r1, c0, c1 = cells[int(rng.integers(len(cells)))]
             h, w = min(size, r1 - r0), min(size, c1 - c0)
             r, c = int(rng.integers(r0, r1 - h + 1)), int(rng.integers(c0, c1 - w + 1))
