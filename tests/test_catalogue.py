@@ -272,6 +272,52 @@ def test_unnamed_bands_and_wrong_architecture_are_refused(tmp_path: Path) -> Non
                      weights=str(f), band_names=list(C.S2_L1C))
 
 
+# -- SatlasPretrain Swin-v2-T (torchvision layout) -----------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _torchvision_swinv2_t() -> nn.Module:
+    """torchvision's Swin-v2-T with Satlas' 9-band first layer (as torchgeo builds it), seeded."""
+    import torchvision
+
+    with torch.device("meta"):  # no slow weight init: seeded random values are set below
+        tv = torchvision.models.swin_v2_t()
+        tv.features[0][0] = nn.Conv2d(9, 96, kernel_size=4, stride=4)
+    tv = tv.to_empty(device="cpu")
+    g = torch.Generator().manual_seed(0)
+    for n, p in tv.named_parameters():  # non-trivial norms, biases and scales, so a wrong mapping shows
+        p.data.copy_(torch.randn(p.shape, generator=g) * 0.05 + (1.0 if n.endswith("norm1.weight") or
+                                                                  n.endswith("norm2.weight") else 0.0))
+    for m in tv.modules():  # the relative-position tables torchvision computes at construction
+        if hasattr(m, "define_relative_position_index"):
+            m.define_relative_position_bias_table()  # Swin-v2: the log-spaced coordinates table
+            m.define_relative_position_index()
+    return tv.eval()
+
+
+@pytest.mark.parametrize("name", ["satlas_s2_swinv2t_si_ms", "satlas_s2_swinv2t_mi_ms"])
+def test_satlas_swin_v2_converts_from_torchvision_and_computes_the_same(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = C.get_weights(name)
+    tv = _torchvision_swinv2_t()
+    use_hub_cache(monkeypatch, tmp_path / "hub")
+    _install(entry, tv.state_dict(), tmp_path / "hub")
+    model = create_model("smp_model", in_channels=9, num_classes=2, pretrained=entry.name,
+                         band_names=list(entry.bands), **entry.model_kwargs).eval()
+    rep = model.rs_vit_init_reports[0]
+    assert not rep.skipped and len(rep.loaded) + len(rep.adapted) == 217  # every converted tensor
+    if name.endswith("_si_ms"):
+        x = torch.randn(1, 9, 256, 256)
+        with torch.no_grad():
+            h, want = x, []
+            for i, f in enumerate(tv.features):
+                h = f(h)
+                if i % 2 == 1:  # the end of each stage
+                    want.append(h.permute(0, 3, 1, 2))
+            got = [f for f in model.encoder(x) if f.shape[1] in (96, 192, 384, 768)]
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+
+
 # -- Prithvi-EO-2.0 (3-D patch embedding, encoder./decoder. layout) -----------------------------------
 
 class _PrithviRef(nn.Module):

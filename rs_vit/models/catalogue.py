@@ -18,6 +18,7 @@ dofa,prithvi}.py``); where one is uncertain the entry's ``notes`` say so.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -225,6 +226,21 @@ def _satlas(name: str, mode: str, filename: str) -> WeightsEntry:
     )
 
 
+def _satlas_swin(name: str, mode: str, filename: str) -> WeightsEntry:
+    base = _satlas(name, mode, filename)
+    return dataclasses.replace(
+        base, title=f"SatlasPretrain Swin-v2-T {'multi' if mode == 'mi' else 'single'}-image, Sentinel-2 9 bands",
+        encoder="swinv2_tiny_window8_256", models=("smp_model",),
+        model_kwargs={"arch": "UPerNet", "encoder": "tu-swinv2_tiny_window8_256"},
+        patch_size=4, pos_embed="relative (continuous log-spaced position bias, window 8)",
+        converter="torchvision_swinv2",
+        notes=base.notes + "Swin-v2-T in torchvision's layout, converted to timm's swinv2_tiny_window8_256 "
+              "inside smp's UPerNet (model smp_model with model.kwargs arch UPerNet, encoder "
+              "tu-swinv2_tiny_window8_256, applied automatically); tiles: multiples of 256 keep every "
+              "stage a whole number of 8x8 windows.",
+    )
+
+
 def _prithvi(name: str, filename: str, tl: bool) -> WeightsEntry:
     bands = ("blue", "green", "red", "nir08", "swir16", "swir22")
     return WeightsEntry(
@@ -361,6 +377,8 @@ for _e in (
     ),
     _satlas("satlas_s2_rn50_si_ms", "si", "sentinel2_resnet50_si_ms-1f454cc6.pth"),
     _satlas("satlas_s2_rn50_mi_ms", "mi", "sentinel2_resnet50_mi_ms-da5413d2.pth"),
+    _satlas_swin("satlas_s2_swinv2t_si_ms", "si", "sentinel2_swint_si_ms-bc68e396.pth"),
+    _satlas_swin("satlas_s2_swinv2t_mi_ms", "mi", "sentinel2_swint_mi_ms-d8c659e3.pth"),
     _prithvi("prithvi_eo_v2_300m", "Prithvi_EO_V2_300M.pt", tl=False),
     _prithvi("prithvi_eo_v2_300m_tl", "Prithvi_EO_V2_300M_TL.pt", tl=True),
     _dofa("dofa_vitb16", "base", "dofa_base_patch16_224-a0275954.pth"),
@@ -376,7 +394,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "ssl4eo_s12_mae": ("ssl4eo_s12_vits16_mae",),
     "ssl4eo_l_moco": ("ssl4eo_l_oli_sr_rn50_moco", "ssl4eo_l_oli_sr_vits16_moco"),
     "softcon": ("softcon_s2_rn50", "softcon_s2_vits14"),
-    "satlas": ("satlas_s2_rn50_si_ms",),
+    "satlas": ("satlas_s2_rn50_si_ms", "satlas_s2_swinv2t_si_ms"),
     "prithvi": ("prithvi_eo_v2_300m",),
     "dofa": ("dofa_vitb16",),
 }
@@ -530,8 +548,8 @@ class EntryLoad:
         """Log lines: the adaptation report, then the band policy."""
         out = list(self.report.lines()) if hasattr(self.report, "lines") else [self.report.summary()]
         if self.dropped_keys:
-            out.append(f"  dropped on purpose ({len(self.dropped_keys)}: heads, decoders, training-only "
-                       f"tensors), e.g. {', '.join(self.dropped_keys[:3])}")
+            out.append(f"  dropped on purpose ({len(self.dropped_keys)}: heads, decoders, momentum encoders, "
+                       f"tables the model recomputes), e.g. {', '.join(self.dropped_keys[:3])}")
         if self.dropped_bands:
             out.append(f"  weight bands the scene lacks (their kernels dropped): {', '.join(self.dropped_bands)}")
         out.extend(f"  {n}" for n in self.notes)

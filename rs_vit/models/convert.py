@@ -14,6 +14,7 @@ habit):
 - ``prithvi``: Prithvi-EO's ``encoder.`` layout: the 3-D (temporal) patch embedding
   ``(D, C, t, p, p)`` becomes a 2-D convolution, the fixed 3-D sin-cos position embedding is
   recomputed for one frame, the MAE decoder and the temporal / location encoders are dropped.
+- ``torchvision_swinv2``: torchvision's Swin-v2 (SatlasPretrain) → timm's ``swinv2_*`` names.
 - ``dofa``: DOFA's wavelength-conditioned patch embedding (a small transformer that generates the
   kernels from the bands' wavelengths) is run once for the run's wavelengths and *baked* into a
   conventional ``patch_embed.proj`` convolution; the generator itself is dropped.
@@ -289,6 +290,49 @@ def convert_dofa(state: dict[str, torch.Tensor], ctx: ConvertContext) -> Convert
     return Converted(enc, dropped + heads, notes)
 
 
+def convert_torchvision_swinv2(state: dict[str, torch.Tensor], ctx: ConvertContext) -> Converted:
+    """torchvision's Swin-v2 layout (SatlasPretrain via torchgeo) → timm's ``swinv2_*`` layout.
+
+    ``features.0`` is the patch embedding (conv, permute, norm); odd ``features.N`` are the stages'
+    blocks, even ones (N >= 2) the patch merging that opens the next stage (timm's
+    ``layers.i.downsample``). torchvision keeps one ``qkv.bias`` whose key part it zeroes at every
+    forward; timm keeps ``q_bias`` and ``v_bias`` only, so the key part is dropped (exactly). The
+    relative-position tables are recomputed by timm; the classifier and the final norm (a features
+    encoder does not run it) are dropped.
+    """
+    enc, dropped = select_encoder(state)
+    out: dict[str, torch.Tensor] = {}
+    for k, v in enc.items():
+        parts = k.split(".")
+        if parts[0] != "features":
+            dropped.append(k)  # head.*, norm.*
+            continue
+        f, rest = int(parts[1]), parts[2:]
+        if f == 0:
+            layer = {"0": "patch_embed.proj", "2": "patch_embed.norm"}.get(rest[0])
+            if layer is None:
+                dropped.append(k)
+                continue
+            out[f"{layer}.{'.'.join(rest[1:])}"] = v
+        elif f % 2 == 1:
+            stage, block, sub = (f - 1) // 2, rest[0], ".".join(rest[1:])
+            base = f"layers.{stage}.blocks.{block}."
+            if sub.endswith(("relative_coords_table", "relative_position_index")):
+                dropped.append(k)
+            elif sub == "attn.qkv.bias":
+                c = v.numel() // 3
+                out[base + "attn.q_bias"] = v[:c]
+                out[base + "attn.v_bias"] = v[2 * c:]
+            else:
+                if sub.startswith("mlp."):  # torchvision MLP: 0 Linear, 1 GELU, 2 Dropout, 3 Linear
+                    sub = {"0": "mlp.fc1", "3": "mlp.fc2"}[sub.split(".")[1]] + "." + sub.split(".")[2]
+                out[base + sub] = v
+        else:
+            out[f"layers.{f // 2}.downsample.{'.'.join(rest)}"] = v
+    return Converted(out, dropped, ["torchvision Swin-v2 layout converted to timm's (qkv bias split into "
+                                    "q_bias and v_bias; the key bias torchvision zeroes is dropped)"])
+
+
 #: Converter name → function ``(state, ctx) -> Converted``.
 CONVERTERS: dict[str, Callable[[dict[str, torch.Tensor], ConvertContext], Converted]] = {
     "timm": convert_timm,
@@ -296,6 +340,7 @@ CONVERTERS: dict[str, Callable[[dict[str, torch.Tensor], ConvertContext], Conver
     "dinov2": convert_dinov2,
     "prithvi": convert_prithvi,
     "dofa": convert_dofa,
+    "torchvision_swinv2": convert_torchvision_swinv2,
 }
 
 
