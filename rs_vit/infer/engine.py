@@ -180,15 +180,20 @@ class SlidingWindowPredictor:
             raise ConfigError(f"--batch-size must be >= 1, got {batch_size}.")
         self.batch_size = int(batch_size)
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        self.dtype = resolve_precision(precision, self.device)
-        self.channels_last = channels_last
+        # a model running in another runtime (ONNX Runtime) keeps its own precision and layout
+        self.backend = getattr(model, "rs_vit_backend", None)
+        if self.backend is not None and (compile or precision not in ("auto", "fp32")):
+            raise ConfigError(f"--precision {precision} / --compile apply to PyTorch checkpoints; a model run by "
+                              f"{self.backend} keeps the precision it was exported in (see docs/deployment.md).")
+        self.dtype = None if self.backend else resolve_precision(precision, self.device)
+        self.channels_last = channels_last and self.backend is None
         self.read_threads = max(1, int(read_threads))
         self.tta_views = _tta.transforms(tta)
         self.tta = tta
         self.max_read_width = max(int(max_read_width), self.tile)
         self.gdal_cache_mb = int(gdal_cache_mb)
         self.model = model.to(self.device).eval()
-        if channels_last:
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.compiled = bool(compile)
         self._net: Callable[[torch.Tensor], torch.Tensor] = (
@@ -201,13 +206,13 @@ class SlidingWindowPredictor:
     @property
     def precision(self) -> str:
         """``bf16``, ``fp16`` or ``fp32``."""
-        return precision_name(self.dtype)
+        return getattr(self.model, "backend_precision", None) or precision_name(self.dtype)
 
     def describe(self) -> str:
         """One line: tile, overlap, blend, batch, device, precision, TTA."""
         t = "none" if len(self.tta_views) == 1 else f"{len(self.tta_views)} views"
         return (f"tile {self.tile}, overlap {self.overlap_px}px, blend {self.blend}, batch "
-                f"{self.batch_size}, {self.device.type} {self.precision}, TTA {t}")
+                f"{self.batch_size}, {getattr(self.model, 'backend_label', self.device.type)} {self.precision}, TTA {t}")
 
     # -- model -------------------------------------------------------------------------------
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
@@ -568,7 +573,12 @@ def predict_scene(
         raise ConfigError(f"--vector {vec}: give a GeoPackage file name ending in .gpkg.")
     if predictor is None:
         if checkpoint is not None:
-            model, spec = load_model(checkpoint)
+            if str(checkpoint).lower().endswith(".onnx"):  # an exported model: ONNX Runtime runs it
+                from rs_vit.infer.onnx_backend import load_onnx_model
+
+                model, spec = load_onnx_model(checkpoint)
+            else:
+                model, spec = load_model(checkpoint)
         if model is None or spec is None:
             raise ValueError("predict_scene needs checkpoint=, model= and spec=, or predictor=")
         predictor = SlidingWindowPredictor(
