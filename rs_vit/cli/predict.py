@@ -60,7 +60,7 @@ def predict_cmd(
     from rs_vit.infer.shard import current_rank, rank_device, shard
     from rs_vit.infer.tta import transforms
     from rs_vit.io.atomic import check_output
-    from rs_vit.models.checkpoint import load_model, read_spec
+    from rs_vit.infer.onnx_backend import load_any_model, read_any_spec
 
     paths: list[Path] = []
     for s in scenes:
@@ -87,7 +87,7 @@ def predict_cmd(
     for t in targets:  # fail before loading the model or reading anything
         check_output(t, overwrite=overwrite, label="output mask")
     band_list = [b.strip() for b in bands.split(",")] if bands else None
-    spec = read_spec(checkpoint)  # check the options before loading weights or reading scenes
+    spec = read_any_spec(checkpoint)  # check the options before loading weights or reading scenes
     tile = spec.tile_size if tile_size is None else tile_size
     check_tile(spec.name, tile, tile_multiple=spec.extra.get("tile_multiple"), fixed_tile=spec.extra.get("fixed_tile"))
     overlap_pixels(tile, DEFAULT_OVERLAP if overlap is None else overlap)
@@ -102,7 +102,7 @@ def predict_cmd(
 
         info = scene_info(paths[0], bands=band_list, sensor=sensor)
         match_bands(info.band_names, spec.bands, scene_label=f"Scene {info.path.name}")
-    model, spec = load_model(checkpoint)
+    model, spec = load_any_model(checkpoint)
     predictor = SlidingWindowPredictor(
         model, spec, tile_size=tile_size, overlap=DEFAULT_OVERLAP if overlap is None else overlap,
         blend=blend or DEFAULT_BLEND, batch_size=batch_size, device=rank_device(device, rank),
