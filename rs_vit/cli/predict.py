@@ -18,7 +18,7 @@ OUTPUTS = "Outputs"
 @app.command("predict")
 @handle_errors
 def predict_cmd(
-    scenes: Annotated[list[str], typer.Argument(help="Scene GeoTIFF(s) or glob patterns.")],
+    scenes: Annotated[list[str], typer.Argument(help="Scenes: GeoTIFFs or glob patterns, folders of per-band files, SAFE folders, STAC items, URLs (https://, s3://); see docs/sources.md.")],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-k", help="Checkpoint folder (e.g. runs/x/best).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output mask GeoTIFF (one scene).", rich_help_panel=OUTPUTS)] = None,
     out_dir: Annotated[Path | None, typer.Option(help="Output folder (several scenes): <name>_mask.tif each.", rich_help_panel=OUTPUTS)] = None,
@@ -41,6 +41,10 @@ def predict_cmd(
     bands: Annotated[str | None, typer.Option(help="Comma-separated names of the scene's bands.", rich_help_panel=INPUT)] = None,
     sensor: Annotated[str | None, typer.Option(help="Sensor preset naming the scene's bands.", rich_help_panel=INPUT)] = None,
     nodata: Annotated[float | None, typer.Option(help="Input nodata value (default: the scene's own; a scene declaring none has none, whatever the checkpoint was trained with).", rich_help_panel=INPUT)] = None,
+    resolution: Annotated[str | None, typer.Option(help="Grid of scenes given as per-band files, SAFE folders or STAC items: a pixel size in CRS units (e.g. 10), a band name (its grid) or finest (default).", rich_help_panel=INPUT)] = None,
+    resampling: Annotated[str, typer.Option(help="Resampling of reflectance bands onto that grid: bilinear, cubic, cubicspline, lanczos, average, mode or nearest (masks and classes: nearest).", rich_help_panel=INPUT)] = "bilinear",
+    band_pattern: Annotated[str | None, typer.Option(help="Regular expression with a 'band' group naming the band of each file in a band folder (default: Sentinel-2 and Landsat names).", rich_help_panel=INPUT)] = None,
+    gdal_config: Annotated[list[str] | None, typer.Option(help="GDAL option KEY=VALUE for remote scenes (repeatable), e.g. GDAL_HTTP_MAX_RETRY=5 or AWS_NO_SIGN_REQUEST=YES.", rich_help_panel=INPUT)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per scene.")] = True,
 ) -> None:
@@ -62,17 +66,20 @@ def predict_cmd(
     from rs_vit.io.atomic import check_output
     from rs_vit.infer.onnx_backend import load_any_model, read_any_spec
 
-    paths: list[Path] = []
+    from rs_vit.io.bands import is_generic
+    from rs_vit.io.sources import ResolvedScene, is_remote, parse_gdal_options, resolve_scene, scene_name
+
+    paths: list[str] = []  # as given: URLs must not become Paths (https:// would fold)
     for s in scenes:
-        hits = sorted(glob.glob(s)) if any(ch in s for ch in "*?[") else [s]
+        hits = sorted(glob.glob(s)) if any(ch in s for ch in "*?[") and not is_remote(s) else [s]
         if not hits:
             raise InputError(f"No file matches {s!r}; check the pattern.")
-        paths.extend(Path(h) for h in hits)
+        paths.extend(hits)
     if len(paths) > 1 and out is not None:
         raise ConfigError(f"{len(paths)} scenes given: use --out-dir instead of --out.")
     if out is None and out_dir is None:
         raise ConfigError("Give --out mask.tif (one scene) or --out-dir folder/ (several scenes).")
-    targets = [out] if out is not None else [Path(out_dir) / f"{p.stem}_mask.tif" for p in paths]  # type: ignore[arg-type]
+    targets = [out] if out is not None else [Path(out_dir) / f"{scene_name(p)}_mask.tif" for p in paths]  # type: ignore[arg-type]
     many = out is None
     if vector is not None and many:
         if vector.suffix.lower() == ".gpkg":
@@ -96,11 +103,25 @@ def predict_cmd(
     transforms(tta)
     if prob_dtype not in PROB_DTYPES:
         raise ConfigError(f"Unknown --prob-dtype {prob_dtype!r}; choose uint8 or float32.")
+    gdal_opts = parse_gdal_options(gdal_config)
+    resolved: dict[str, ResolvedScene] = {}
+
+    def source(p: str) -> tuple[Path, str | None]:
+        """The raster to read for scene ``p`` (a VRT stacking a product's bands, only those the
+        model needs) and the sensor preset to name its bands with (none: a stack is named)."""
+        if p not in resolved:
+            select = None if band_list or is_generic(spec.bands) else list(spec.bands)
+            resolved[p] = resolve_scene(p, resolution=resolution, resampling=resampling, band_pattern=band_pattern,
+                                        sensor=sensor, select=select, gdal_config=gdal_opts)
+        r = resolved[p]
+        return r.path, sensor if r.band_names is None else None
+
     if len(paths) == 1:  # a bad scene or band mismatch is reported before the weights load
         from rs_vit.io.bands import match_bands
         from rs_vit.io.raster import scene_info
 
-        info = scene_info(paths[0], bands=band_list, sensor=sensor)
+        first, first_sensor = source(paths[0])
+        info = scene_info(first, bands=band_list, sensor=first_sensor)
         match_bands(info.band_names, spec.bands, scene_label=f"Scene {info.path.name}")
     model, spec = load_any_model(checkpoint)
     predictor = SlidingWindowPredictor(
@@ -118,15 +139,16 @@ def predict_cmd(
     failed: list[str] = []
     for path, target, vec in zip(paths, targets, vectors):
         try:
-            r = predict_scene(path, target, predictor=predictor, bands=band_list, sensor=sensor,
+            local, scene_sensor = source(path)
+            r = predict_scene(local, target, predictor=predictor, bands=band_list, sensor=scene_sensor,
                           nodata=nodata, overwrite=overwrite, progress=make_bar,
                           probabilities=probabilities, confidence=confidence, prob_dtype=prob_dtype,
                           vector=vec, min_area=min_area, simplify=simplify, cog=cog)
         except InputError as exc:
             if len(paths) == 1:
                 raise
-            failed.append(path.name)  # one bad scene does not stop a batch
-            console.print(f"{prefix}{path.name}: skipped: {exc}", style="red", markup=False)
+            failed.append(scene_name(path))  # one bad scene does not stop a batch
+            console.print(f"{prefix}{scene_name(path)}: skipped: {exc}", style="red", markup=False)
             continue
         results.append(r)
         for note in r.notes:  # which nodata and why; a scene far outside the training values

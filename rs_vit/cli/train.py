@@ -25,7 +25,7 @@ def _split_csv(value: str | None) -> list[str] | None:
 def train_cmd(
     config: Annotated[Path | None, typer.Option("--config", "-c", exists=True, dir_okay=False,
                                                help="YAML config (data, model, train sections); flags override it.")] = None,
-    image: Annotated[list[Path] | None, typer.Option("--image", help="Scene GeoTIFF (repeat for several).", rich_help_panel=DATA)] = None,
+    image: Annotated[list[str] | None, typer.Option("--image", help="Scene (repeat for several): a GeoTIFF, a folder of per-band files, a SAFE folder, a STAC item or a URL.", rich_help_panel=DATA)] = None,
     labels: Annotated[list[Path] | None, typer.Option("--labels", help="Labels for each --image: raster on the scene grid or vector file.", rich_help_panel=DATA)] = None,
     classes: Annotated[Path | None, typer.Option("--classes", exists=True, dir_okay=False, help="YAML with classes: [{id, name, color}].", rich_help_panel=DATA)] = None,
     label_attribute: Annotated[str | None, typer.Option(help="Vector attribute holding the class id.", rich_help_panel=DATA)] = None,
@@ -39,6 +39,10 @@ def train_cmd(
     background: Annotated[int | None, typer.Option(help="Class id of pixels no polygon covers (default: ignored).", rich_help_panel=DATA)] = None,
     ignore_values: Annotated[str | None, typer.Option(help="Comma-separated label values to ignore (e.g. -1).", rich_help_panel=DATA)] = None,
     class_balanced: Annotated[float | None, typer.Option(help="Share of windows centred on a uniformly drawn class (0..1).", rich_help_panel=DATA)] = None,
+    resolution: Annotated[str | None, typer.Option(help="Grid of scenes given as per-band files, SAFE folders or STAC items: a pixel size in CRS units, a band name or finest (default).", rich_help_panel=DATA)] = None,
+    resampling: Annotated[str | None, typer.Option(help="Resampling of reflectance bands onto that grid (bilinear, cubic, average, ...; masks: nearest).", rich_help_panel=DATA)] = None,
+    band_pattern: Annotated[str | None, typer.Option(help="Regular expression with a 'band' group naming the band of each file in a band folder.", rich_help_panel=DATA)] = None,
+    gdal_config: Annotated[list[str] | None, typer.Option(help="GDAL option KEY=VALUE for remote scenes (repeatable).", rich_help_panel=DATA)] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Registered model name (see `rs-vit models`).", rich_help_panel=MODEL)] = None,
     pretrained: Annotated[str | None, typer.Option(help="'imagenet', a timm tag, or geospatial weights from `rs-vit weights` (e.g. ssl4eo_s12_moco); default: train from scratch.", rich_help_panel=MODEL)] = None,
     weights: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="Local weights file to start from (timm/smp layout, or the published layout of --weights-source).", rich_help_panel=MODEL)] = None,
@@ -74,6 +78,7 @@ def train_cmd(
     """
     from rs_vit.config import load_classes, load_config
     from rs_vit.errors import ConfigError
+    from rs_vit.io.sources import parse_gdal_options
     from rs_vit.train.loop import resume as resume_run
     from rs_vit.train.loop import train
 
@@ -96,6 +101,8 @@ def train_cmd(
         "data.split_mode": split_mode, "data.block_size": block_size,
         "data.chips": str(chips) if chips else None, "data.background": background,
         "data.class_balanced": class_balanced,
+        "data.resolution": resolution, "data.resampling": resampling, "data.band_pattern": band_pattern,
+        "data.gdal_config": parse_gdal_options(gdal_config) or None,
         "data.ignore_values": [int(v) for v in _split_csv(ignore_values) or []] or None,
         "train.optimizer": optimizer, "train.layer_decay": layer_decay, "train.loss": loss,
         "train.grad_accum": grad_accum, "train.early_stopping": early_stopping,

@@ -30,6 +30,7 @@ from rs_vit.io.labels import (
     summarize_values,
 )
 from rs_vit.io.raster import SceneInfo, invalid_mask, masked_pixels, open_raster, scene_info
+from rs_vit.io.sources import resolve_scene
 
 
 @dataclass
@@ -158,7 +159,10 @@ def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = No
         InputError: unreadable files, labels off the scene grid, undeclared class values,
             vector labels without CRS or not overlapping the scene.
     """
-    info = scene_info(sd.image, bands=data.bands, sensor=data.sensor)
+    image = resolve_scene(sd.image, resolution=data.resolution, resampling=data.resampling,  # band files, URLs…
+                          band_pattern=data.band_pattern, sensor=data.sensor, gdal_config=data.gdal_config or None)
+    # the bands of a stacked product are named already: a sensor preset does not rename them
+    info = scene_info(image.path, bands=data.bands, sensor=data.sensor if image.band_names is None else None)
     indexes = (
         match_bands(info.band_names, band_names, scene_label=f"Scene {info.path.name}")
         if band_names else info.input_indexes

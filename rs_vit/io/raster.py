@@ -17,6 +17,7 @@ from rasterio.windows import Window
 
 from rs_vit.errors import InputError
 from rs_vit.io.bands import resolve_band_names
+from rs_vit.io.sources import local_raster, needs_resolving
 
 
 @dataclass
@@ -53,6 +54,8 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
         InputError: the path does not exist, is a folder, is not a raster GDAL can read (or is
             corrupt or truncated), or holds no pixels or no bands.
     """
+    if needs_resolving(path):  # band files, a SAFE folder, a STAC item or a URL: their VRT
+        path = local_raster(path)
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path.")
@@ -157,6 +160,7 @@ def scene_info(
     ``bands`` names every band of the file (alpha included): then the user asked for it as an
     input. Either way its zeros mark invalid pixels.
     """
+    path = local_raster(path)  # band files, a SAFE folder, a STAC item or a URL: their VRT
     with open_raster(path) as src:
         check_georeferenced(src, require_crs=require_crs)
         check_dtype(src)
