@@ -189,3 +189,103 @@ def test_checkpoints_from_before_the_pruning_still_load(tmp_path: Path, name: st
         assert torch.allclose(loaded(x), model(x), atol=1e-5)
     fresh = create_model(name, in_channels=3, num_classes=2)
     fresh.load_state_dict(old, strict=True)  # plain torch loading too (pre-hook drops them)
+
+
+# -- 12: options that did nothing ----------------------------------------------------------------
+
+def _meta_model(name: str, **kw):  # noqa: ANN202
+    from rs_vit.models import create_model
+    from rs_vit.models.stats import meta_device
+
+    with meta_device():
+        return create_model(name, in_channels=3, num_classes=2, **kw)
+
+
+def test_segformer_drop_path_rate_is_honoured() -> None:
+    m = _meta_model("segformer_b0", drop_path_rate=0.3)
+    assert m.encoder.block4[-1].drop_path.drop_prob == pytest.approx(0.3)  # was 0.1 whatever was asked
+    m0 = _meta_model("segformer_b0")
+    assert all(getattr(b.drop_path, "drop_prob", 0.0) == 0.0 for st in (m0.encoder.block1, m0.encoder.block4)
+               for b in st)
+
+
+def test_drop_path_rate_for_a_cnn_is_refused() -> None:
+    with pytest.raises(ModelError, match="drop_path_rate 0.2: encoder resnet18 has no stochastic depth"):
+        _meta_model("unet_resnet18", drop_path_rate=0.2)
+
+
+def test_layer_decay_counts_blocks_not_tensors() -> None:
+    from rs_vit.config import TrainConfig
+    from rs_vit.train.optim import build_optimizer, encoder_layer_ids
+
+    vit = _meta_model("setr_pup_vit_tiny")
+    ids, top = encoder_layer_ids(vit)
+    assert top == 13 and len({v for v in ids.values() if v != top}) == 13  # stem + 12 blocks (was 19)
+    assert ids["encoder.model.cls_token"] == ids["encoder.model.patch_embed.proj.bias"] == 0
+    mit = _meta_model("segformer_b0")
+    ids, top = encoder_layer_ids(mit)
+    assert top == 9 and ids["encoder.patch_embed1.proj.weight"] == 0 and ids["encoder.patch_embed2.proj.weight"] == 3
+    opt = build_optimizer(mit, TrainConfig(lr=1.0, layer_decay=0.5))
+    assert min(g["lr"] for g in opt.param_groups) == pytest.approx(0.5 ** 9)  # was 0.5 ** 33
+    tu = _meta_model("transunet_r18_vit_small")  # was: no encoder found, every lr 1
+    opt = build_optimizer(tu, TrainConfig(lr=1.0, layer_decay=0.5))
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(tu.cnn.conv1.weight)] == pytest.approx(0.5 ** 15)
+    assert lr_of[id(tu.transformer.blocks[-1].attn.qkv.weight)] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("term", ["dice", "focal"])
+def test_class_weights_reach_dice_and_focal(term: str) -> None:
+    from rs_vit.train.losses import SegLoss
+
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    plain = SegLoss(term)(x, y)
+    weighted = SegLoss(term, class_weights=[0.0, 0.0, 1.0])(x, y)
+    assert not torch.allclose(plain, weighted)
+    assert SegLoss(f"ce+{term}", class_weights=[1, 2, 3]).unweighted == []
+    assert SegLoss("ce+lovasz", class_weights=[1, 2, 3]).unweighted == ["lovasz"]
+
+
+def test_label_value_and_background_are_refused_for_raster_labels(tmp_path: Path) -> None:
+    from rs_vit.config import parse_config
+    from rs_vit.data.scenes import load_scene
+    from rs_vit.errors import InputError
+
+    paths = write_scene(tmp_path / "d")
+    d = tiny_config(paths, tmp_path / "run")
+    d["data"]["scenes"][0]["label_value"] = 1
+    cfg = parse_config(d)
+    with pytest.raises(InputError, match="scene_labels.tif: label_value 1 applies to vector labels"):
+        load_scene(cfg.data.scenes[0], cfg.data)
+    d = tiny_config(paths, tmp_path / "run")
+    d["data"]["background"] = 0
+    cfg = parse_config(d)
+    with pytest.raises(InputError, match="data.background 0 applies to vector labels"):
+        load_scene(cfg.data.scenes[0], cfg.data)
+
+
+def test_missing_tensorboard_and_useless_band_init_are_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rs_vit.config import parse_config
+    from rs_vit.train.loop import train
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails: not installed
+    paths = write_scene(tmp_path / "d")
+    d = tiny_config(paths, tmp_path / "run", epochs=2, steps_per_epoch=1, batch_size=2, tensorboard=True)
+    d["model"]["band_init"] = "zero"
+    lines: list[str] = []
+    train(parse_config(d), log=lines.append, progress=False)
+    tb = [ln for ln in lines if "TensorBoard" in ln]
+    assert len(tb) == 1 and "not installed" in tb[0]
+    assert any("band_init 'zero' has no effect" in ln for ln in lines)
+
+
+def test_compare_band_init_axis_without_weights_is_refused(tmp_path: Path) -> None:
+    from rs_vit.errors import ConfigError
+    from rs_vit.evaluate.compare import run_grid
+
+    paths = write_scene(tmp_path / "d")
+    grid = {"base": tiny_config(paths, tmp_path / "run"), "axes": {"band_init": ["mean", "zero"]}}
+    with pytest.raises(ConfigError, match="axis band_init .* every run trains from scratch"):
+        run_grid(grid, tmp_path / "grid")
+    assert not (tmp_path / "grid").exists()

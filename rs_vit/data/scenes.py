@@ -21,6 +21,7 @@ from rs_vit.data.split import TRAIN, VAL, Split, block_split, row_split, whole_s
 from rs_vit.errors import ConfigError, InputError
 from rs_vit.io.bands import match_bands
 from rs_vit.io.labels import (
+    check_raster_label_options,
     class_codes,
     is_vector,
     load_vector_labels,
@@ -187,6 +188,9 @@ def load_scene(sd: SceneDef, data: DataConfig, band_names: list[str] | None = No
             scene.gdf = load_vector_labels(sd.labels, sel, sd.label_attribute)
             scene.attribute = sd.label_attribute
         scene.background = data.background
+    else:
+        check_raster_label_options(sd.labels, label_value=sd.label_value, background=data.background,
+                                   any_vector=any(s.labels is not None and is_vector(s.labels) for s in data.scenes))
     itemsize = np.dtype(info.dtype).itemsize
     if len(indexes) * info.height * info.width * itemsize / 2**20 <= data.cache_mb:
         with open_raster(info.path) as src:

@@ -540,6 +540,12 @@ def run_grid(
     """
     g, base_dir = load_grid(grid)
     cfg = _base_config(g, base_dir)
+    axes = g["axes"]
+    if len(axes.get("band_init", [])) > 1 and not (
+            any(axes.get("pretrained", [cfg.model.pretrained])) or cfg.model.weights or axes.get("model.weights")):
+        raise ConfigError(f"axis band_init {axes['band_init']}: band_init only sets how bands without a "
+                          "pretrained counterpart start, and every run trains from scratch, so the cells would "
+                          "not differ; add a pretrained axis (or base model.pretrained / model.weights).")
     cells = plan_grid(g)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,33 @@ def is_vector(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
+def check_raster_label_options(labels: str | Path, *, label_value: int | None, background: int | None,
+                               any_vector: bool) -> None:
+    """Refuse the vector-only options for a raster label file instead of silently ignoring them.
+
+    ``label_value`` (the class burnt for polygons without a class attribute) and ``background``
+    (the class of pixels no polygon covers) describe polygons; a label raster's pixel values are
+    its classes already.
+
+    Raises:
+        InputError: ``label_value`` is set for this raster, or ``background`` is set and no scene
+            has vector labels.
+    """
+    name = Path(labels).name
+    if label_value is not None:
+        raise InputError(
+            f"{name}: label_value {label_value} applies to vector labels (polygons without a class "
+            "attribute); this is a label raster, whose pixel values are the classes: drop label_value "
+            "(or give the class values through the classes' 'value' codes)."
+        )
+    if background is not None and not any_vector:
+        raise InputError(
+            f"{name}: data.background {background} applies to vector labels (pixels no polygon covers); "
+            "every scene here has a label raster, whose pixel values are the classes: drop background "
+            "(unlabelled raster pixels are its nodata or data.ignore_values)."
+        )
+
+
 def read_label_raster(
     path: str | Path,
     scene: SceneInfo,

@@ -46,7 +46,7 @@ def _smp_model(arch: str, encoder: str, num_classes: int, drop_path_rate: float,
         valid = [a for a in dir(smp) if a[0].isupper() and a not in ("MODEL_ARCHITECTURES_MAPPING",)]
         raise ModelError(f"Unknown smp architecture {arch!r}; choose one of {', '.join(valid)}.")
     extra: dict[str, Any] = {}
-    if drop_path_rate and encoder.startswith(("mit_", "tu-")):
+    if drop_path_rate and encoder.startswith("tu-"):
         extra["drop_path_rate"] = drop_path_rate
     if encoder.startswith("tu-") and any(s in encoder for s in ("swin", "vit", "deit")):
         extra["dynamic_img_size"] = True  # any multiple of the patch/window product, not just 224
@@ -55,6 +55,12 @@ def _smp_model(arch: str, encoder: str, num_classes: int, drop_path_rate: float,
                     classes=num_classes, **extra, **kw)
     except (KeyError, ValueError) as exc:
         raise ModelError(f"smp {arch} with encoder {encoder!r} cannot be built ({exc}).") from None
+    if encoder.startswith("mit_"):  # smp builds MiT with its own fixed rate (0 -> 0.1) whatever it is given
+        model.encoder.reset_drop_path(drop_path_rate)
+    elif drop_path_rate and not any(type(m).__name__ == "DropPath" for m in model.modules()):
+        raise ModelError(f"drop_path_rate {drop_path_rate}: encoder {encoder} has no stochastic depth (a CNN); "
+                         "set model.drop_path_rate to 0, or use a transformer or a timm encoder that has it "
+                         "(e.g. tu-convnext_tiny).")
     if arch == "DPT":  # its ViT's final norm and classifier never run: DDP refuses unused parameters
         from rs_vit.models.prune import prune_timm_encoder
 

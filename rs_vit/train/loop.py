@@ -133,7 +133,8 @@ def chip_scene_defs(folder: Path, val_fraction: float, seed: int) -> list[SceneD
 class _Logger:
     """metrics.csv (+ TensorBoard when installed and asked for)."""
 
-    def __init__(self, run_dir: Path, fields: list[str], tensorboard: bool, append: bool) -> None:
+    def __init__(self, run_dir: Path, fields: list[str], tensorboard: bool, append: bool,
+                 log: Callable[[str], None] = print) -> None:
         self.path, self.fields = run_dir / "metrics.csv", fields
         if not append or not self.path.exists():
             with open(self.path, "w", newline="") as fh:
@@ -144,8 +145,10 @@ class _Logger:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:  # tensorboard is optional
+            except ImportError:  # tensorboard is optional: say so once, not silently
                 self.tb = None
+                log("TensorBoard logging is off: the tensorboard package is not installed (pip install "
+                    "tensorboard, or set train.tensorboard: false); metrics.csv has every number.")
 
     def write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", newline="") as fh:
@@ -291,6 +294,10 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
             f" | precision: {precision_name(dtype)}" + (f" | {dist_info.world} processes" if dist_info.distributed else ""))
         pre = wentry.name if wentry is not None else mcfg.pretrained
         log("Model: " + mcfg.name + (f" (pretrained: {pre})" if pre else ""))
+        if mcfg.band_init != "mean" and not (pre or mcfg.weights):
+            log(f"Warning: model.band_init {mcfg.band_init!r} has no effect: it sets how bands without a "
+                "pretrained counterpart start, and this model starts from scratch (set model.pretrained "
+                "or model.weights, or drop band_init).")
     accum = tcfg.grad_accum
     train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size * accum, mean, std,
                              data.ignore_index, seed=tcfg.seed, augment=Augment(data.augment, data.ignore_index),
@@ -357,6 +364,9 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         opt, lr_lambda(min(tcfg.warmup_steps, total_steps // 2), total_steps, tcfg.min_lr_ratio))
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
     crit = SegLoss(tcfg.loss, ignore_index=data.ignore_index, class_weights=tcfg.class_weights).to(device)
+    if main and crit.unweighted:
+        log(f"Note: train.class_weights do not reach the {', '.join(crit.unweighted)} term of the loss "
+            "(smp's Lovász loss has no class weights); they weight the other terms.")
 
     history: list[dict[str, Any]] = []
     best_miou, best_epoch, stale, start = -1.0, 0, 0, 1
@@ -377,7 +387,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
             log(f"Resuming {run_dir} after epoch {st['epoch']} (best mIoU {best_miou:.4f} at epoch {best_epoch})")
     fields = ["epoch", "train_loss", "val_loss", "val_miou", "val_overall_accuracy", "val_mean_f1", "lr",
               "seconds", "windows_per_s", *[f"iou_{n}" for n in class_names]]
-    logger = _Logger(run_dir, fields, tcfg.tensorboard, append=bool(resume_dir)) if main else None
+    logger = _Logger(run_dir, fields, tcfg.tensorboard, append=bool(resume_dir), log=log) if main else None
     extra_files = {"config.yaml": dump_config(config)}
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

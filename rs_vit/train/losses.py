@@ -1,7 +1,8 @@
 """Segmentation losses from segmentation-models-pytorch, combined by a small spec string.
 
 ``"ce"``, ``"dice"``, ``"focal"``, ``"lovasz"`` or a weighted sum such as ``"ce+dice"`` or
-``"ce:1.0+lovasz:0.5"``. Every term ignores ``ignore_index`` pixels.
+``"ce:1.0+lovasz:0.5"``. Every term ignores ``ignore_index`` pixels. Class weights reach the
+cross-entropy, Dice and focal terms (smp's Lovász loss has none: :attr:`SegLoss.unweighted`).
 """
 
 from __future__ import annotations
@@ -46,15 +47,18 @@ class SegLoss(nn.Module):
 
         self.terms = parse_loss_spec(spec)
         self.ignore_index = ignore_index
+        cw = [float(v) for v in class_weights] if class_weights else None
+        #: terms that ``class_weights`` cannot reach (smp's Lovász loss takes no class weights)
+        self.unweighted = [name for name, _ in self.terms if cw and name == "lovasz"]
         mods: dict[str, nn.Module] = {}
         for name, _ in self.terms:
             if name == "ce":
-                w = torch.tensor(list(class_weights), dtype=torch.float32) if class_weights else None
+                w = torch.tensor(cw, dtype=torch.float32) if cw else None
                 mods[name] = nn.CrossEntropyLoss(weight=w, ignore_index=ignore_index)
             elif name == "dice":
-                mods[name] = L.DiceLoss("multiclass", ignore_index=ignore_index)
+                mods[name] = L.DiceLoss("multiclass", ignore_index=ignore_index, class_weights=cw)
             elif name == "focal":
-                mods[name] = L.FocalLoss("multiclass", ignore_index=ignore_index)
+                mods[name] = L.FocalLoss("multiclass", ignore_index=ignore_index, class_weights=cw)
             elif name == "lovasz":
                 mods[name] = L.LovaszLoss("multiclass", ignore_index=ignore_index)
         self.mods = nn.ModuleDict(mods)

@@ -15,25 +15,56 @@ from rs_vit.config import TrainConfig
 _NO_DECAY = re.compile(r"(bias|norm|bn|pos_embed|cls_token|relative_position|dist_token)", re.I)
 
 
+#: Attributes holding a model's encoder (TransUNet: its CNN stem, then its transformer).
+_ENCODER_PARTS = ("encoder", "backbone", "cnn", "transformer")
+#: A stage-numbered module outside the stage's blocks (SegFormer's ``patch_embed2``, ``norm2``).
+_STAGE_PART = re.compile(r"^(patch_embed|downsample|norm)(\d+)$")
+
+
 def encoder_layer_ids(model: nn.Module) -> tuple[dict[str, int], int]:
-    """Depth id of every parameter: encoder parameters are grouped by their module path up to the
-    first numeric index (``encoder.block1.0``, ``encoder.layers.3``…), numbered in order of
-    appearance from 0 (the stem); everything outside the encoder gets the top id.
+    """Depth id of every parameter, for layer-wise lr decay (BEiT's rule, generalised).
+
+    The encoder's blocks (a module path up to its first numeric index: ``blocks.3``,
+    ``block2.0``, ``layers_1.blocks.0``, ``cnn.layer1.0``) are numbered 1, 2, … in order; the
+    parameters before the first block (patch embedding, class token, position embedding, CNN
+    stem, SegFormer's ``patch_embed1``) get 0; other non-block parameters go with the block before them (a final norm, Swin's
+    downsampling), except stage-numbered ones (SegFormer's ``patch_embed2`` goes with the first
+    block of ``block2``, ``norm2`` with its last). Everything outside the encoder (decoder, head)
+    gets the top id, one above the last block: a ViT with 12 blocks has encoder ids 0…12, top 13.
 
     Returns:
         ``(ids, top)`` with ``top`` the id of the decoder/head.
     """
-    ids: dict[str, int] = {}
-    keys: dict[str, int] = {}
-    for name, _ in model.named_parameters():
-        if not name.startswith("encoder."):
-            continue
+    prefixes = tuple(f"{a}." for a in _ENCODER_PARTS if isinstance(getattr(model, a, None), nn.Module))
+    names = [n for n, _ in model.named_parameters()]
+    enc = [n for n in names if n.startswith(prefixes)] if prefixes else []
+    block_of: dict[str, str] = {}
+    order: list[str] = []
+    for name in enc:
         parts = name.split(".")
-        cut = next((i for i, p in enumerate(parts) if p.isdigit()), len(parts) - 1)
-        key = ".".join(parts[: cut + 1])
-        ids[name] = keys.setdefault(key, len(keys))
-    top = len(keys)
-    for name, _ in model.named_parameters():
+        cut = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+        if cut is not None:
+            key = ".".join(parts[: cut + 1])
+            block_of[name] = key
+            if key not in order:
+                order.append(key)
+    level = {key: i + 1 for i, key in enumerate(order)}
+    ids: dict[str, int] = {}
+    prev = 0
+    for name in enc:
+        if name in block_of:
+            prev = ids[name] = level[block_of[name]]
+            continue
+        stage = next((m for m in map(_STAGE_PART.match, name.split(".")) if m), None)
+        if stage is not None and not (stage.group(1) != "norm" and stage.group(2) == "1"):  # patch_embed1: stem
+            marker = f".block{stage.group(2)}."
+            in_stage = [level[k] for k in order if marker in f".{k}."]
+            if in_stage:
+                ids[name] = in_stage[0] if stage.group(1) != "norm" else in_stage[-1]
+                continue
+        ids[name] = prev
+    top = len(order) + 1
+    for name in names:
         ids.setdefault(name, top)
     return ids, top
 
