@@ -47,3 +47,22 @@ def suggest(value: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def error_detail(exc: BaseException) -> str:
+    """The informative first lines of ``exc`` and its causes, root cause first, on one line.
+
+    rasterio raises a generic "Read failed. See previous exception for details." whose cause
+    (GDAL's own error) names the file, band and block; quoted alone it points at nothing.
+    """
+    parts: list[str] = []
+    cur: BaseException | None = exc
+    seen: set[int] = set()
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = str(cur).strip()
+        first = text.splitlines()[0] if text else ""
+        if first and "previous exception" not in first and first not in parts:
+            parts.append(first)
+        cur = cur.__cause__ or cur.__context__
+    return "; ".join(reversed(parts)) or type(exc).__name__

@@ -289,3 +289,120 @@ def test_compare_band_init_axis_without_weights_is_refused(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="axis band_init .* every run trains from scratch"):
         run_grid(grid, tmp_path / "grid")
     assert not (tmp_path / "grid").exists()
+
+
+# -- 13 and the CLI messages ---------------------------------------------------------------------
+
+def _cli(*args: str):  # noqa: ANN202
+    from rs_vit.cli.app import app
+
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _tiny_checkpoint(tmp_path: Path) -> Path:
+    from rs_vit.models import create_model
+    from rs_vit.models.checkpoint import ModelSpec, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("unet_resnet18", in_channels=3, num_classes=2).eval()
+    spec = ModelSpec(name="unet_resnet18", in_channels=3, num_classes=2, bands=["red", "green", "blue"],
+                     mean=[100.0] * 3, std=[50.0] * 3, classes=[{"id": 0, "name": "a"}, {"id": 1, "name": "b"}],
+                     tile_size=64)
+    return save_checkpoint(tmp_path / "ck", model, spec)
+
+
+def _rgb(path: Path, size: int = 64, *, cog: bool = False) -> Path:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    arr = np.random.default_rng(0).integers(0, 255, (3, size, size), dtype=np.uint8)
+    plain = path.with_name(path.stem + "_plain.tif") if cog else path
+    with rasterio.open(plain, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500000, 4600000, 10, 10)) as dst:
+        dst.write(arr)
+        for i, b in enumerate(["red", "green", "blue"], 1):
+            dst.set_band_description(i, b)
+    if cog:
+        from rasterio.shutil import copy
+
+        copy(plain, path, driver="COG", blocksize=64, compress="deflate", overviews="NONE")
+    return path
+
+
+def test_predict_out_into_a_missing_folder_creates_it(tmp_path: Path) -> None:
+    ck, scene = _tiny_checkpoint(tmp_path), _rgb(tmp_path / "scene.tif")
+    out = tmp_path / "new" / "deeper" / "mask.tif"
+    res = _cli("predict", scene, "-k", ck, "-o", out, "--no-progress", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".png"])
+def test_predict_out_with_a_non_tiff_name_is_refused(tmp_path: Path, suffix: str) -> None:
+    ck, scene = _tiny_checkpoint(tmp_path), _rgb(tmp_path / "scene.tif")
+    out = tmp_path / f"mask{suffix}"
+    res = _cli("predict", scene, "-k", ck, "-o", out, "--no-progress")
+    assert res.exit_code == 2, res.output
+    assert "writes the mask as a GeoTIFF" in res.output and not out.exists()
+    assert ("--vector" in res.output) == (suffix == ".gpkg")
+
+
+def _mask_and_reference(tmp_path: Path) -> tuple[Path, Path]:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    prof = dict(driver="GTiff", width=32, height=32, count=1, dtype="uint8", crs="EPSG:32633",
+                transform=from_origin(500000, 4600000, 10, 10))
+    lab = (np.arange(32 * 32).reshape(32, 32) % 2).astype(np.uint8)
+    ref = lab.copy()
+    ref[:4] = 9  # an undeclared value, excluded with --ignore-values
+    paths = []
+    for name, a in (("pred.tif", lab), ("ref.tif", ref)):
+        with rasterio.open(tmp_path / name, "w", **prof) as dst:
+            dst.write(a, 1)
+        paths.append(tmp_path / name)
+    return paths[0], paths[1]
+
+
+def test_evaluate_refuses_existing_json_and_plot_before_the_work(tmp_path: Path) -> None:
+    pred, ref = _mask_and_reference(tmp_path)
+    for opt in ("--json", "--plot"):
+        existing = tmp_path / f"old{opt[2:]}.out"
+        existing.write_text("keep me")
+        res = _cli("evaluate", pred, ref, "--num-classes", "2", "--ignore-values", "9", opt, existing)
+        assert res.exit_code == 2, res.output
+        assert "already exists; pass --overwrite" in res.output and "mIoU" not in res.output
+        assert existing.read_text() == "keep me"
+        missing = tmp_path / "nowhere" / f"m{opt[2:]}.out"
+        res = _cli("evaluate", pred, ref, "--num-classes", "2", "--ignore-values", "9", opt, missing)
+        assert res.exit_code == 2 and "does not exist" in res.output and "mIoU" not in res.output, res.output
+    res = _cli("evaluate", pred, ref, "--num-classes", "2", "--ignore-values", "9", "--json", tmp_path / "oldjson.out",
+               "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert '"miou"' in (tmp_path / "oldjson.out").read_text()
+
+
+def test_ignore_values_is_one_spelling_with_the_old_one_as_hidden_alias(tmp_path: Path) -> None:
+    pred, ref = _mask_and_reference(tmp_path)
+    new = _cli("evaluate", pred, ref, "--num-classes", "2", "--ignore-values", "9")
+    old = _cli("evaluate", pred, ref, "--num-classes", "2", "--ignore-value", "9")
+    assert new.exit_code == 0 and old.exit_code == 0, new.output + old.output
+    assert new.output == old.output
+    helps = {cmd: _cli(cmd, "--help").output for cmd in ("train", "evaluate")}
+    assert all("--ignore-values" in h for h in helps.values())
+    assert "--ignore-value " not in helps["evaluate"]
+
+
+def test_a_truncated_scene_names_gdals_reason_not_a_previous_exception(tmp_path: Path) -> None:
+    ck = _tiny_checkpoint(tmp_path)
+    full = _rgb(tmp_path / "full.tif", size=192, cog=True)
+    cut = tmp_path / "cut.tif"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])  # the header (first in a COG) is intact, blocks are not
+    res = _cli("predict", cut, "-k", ck, "-o", tmp_path / "m.tif", "--no-progress", "--device", "cpu")
+    assert res.exit_code == 2, res.output
+    assert "previous exception" not in res.output
+    assert "cut.tif" in res.output and "TIFFReadEncodedTile" in res.output
+    assert len(res.output.strip().splitlines()) <= 2  # the one-line summary of the run, then the error

@@ -25,7 +25,8 @@ def evaluate_cmd(
     num_classes: Annotated[int | None, typer.Option(help="Number of classes when the mask carries no names and no --classes is given.", rich_help_panel=REF)] = None,
     label_attribute: Annotated[str, typer.Option(help="Vector attribute holding the class id.", rich_help_panel=REF)] = "class_id",
     ignore_index: Annotated[int, typer.Option(help="Reference value meaning 'no label'.", rich_help_panel=REF)] = 255,
-    ignore_value: Annotated[list[int] | None, typer.Option(help="More reference values to exclude (repeatable), e.g. -1.", rich_help_panel=REF)] = None,
+    ignore_values: Annotated[str | None, typer.Option(help="Comma-separated reference values to exclude (e.g. -1), as in rs-vit train.", rich_help_panel=REF)] = None,
+    ignore_value: Annotated[list[int] | None, typer.Option("--ignore-value", hidden=True, help="Old spelling of --ignore-values (repeatable).")] = None,
     background: Annotated[int | None, typer.Option(help="Class of pixels no vector polygon covers (default: ignored).", rich_help_panel=REF)] = None,
     rows: Annotated[str | None, typer.Option(help="Evaluate only rows FIRST:END of the mask (e.g. a validation split).", rich_help_panel=REF)] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-k", help="Run this checkpoint on the validation split of its training config instead of reading a mask.", rich_help_panel=CKPT)] = None,
@@ -41,7 +42,7 @@ def evaluate_cmd(
     error_map: Annotated[Path | None, typer.Option(help="Write an error-map GeoTIFF here (0 ignored, 1 correct, 2 wrong); with --checkpoint a folder for <scene>_errors.tif.", rich_help_panel=OUT)] = None,
     per_window: Annotated[bool, typer.Option(help="Add an error map (default <mask>_errors.tif) and a per-window accuracy CSV (<mask>_windows.csv).", rich_help_panel=OUT)] = False,
     window_size: Annotated[int, typer.Option(help="Window size in pixels for --per-window.", rich_help_panel=OUT)] = 256,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing error map.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (JSON, plot, error map, window CSV).")] = False,
 ) -> None:
     """Confusion matrix, per-class IoU/precision/recall/F1, mIoU, frequency-weighted IoU, accuracy
     and boundary F1, for a mask against reference labels or for a checkpoint on a validation split."""
@@ -50,6 +51,21 @@ def evaluate_cmd(
     if reference is not None and reference_opt is not None:
         raise ConfigError("Give the reference once: as the second argument or with --reference, not both.")
     reference = reference or reference_opt
+    try:
+        ignored = [int(v) for v in (ignore_values or "").split(",") if v.strip()] + list(ignore_value or [])
+    except ValueError:
+        raise ConfigError(f"--ignore-values {ignore_values!r}: give comma-separated integers, e.g. -1,0.") from None
+    from rs_vit.io.atomic import check_output
+
+    # the outputs are checked before the work (which can take long), not when they are written
+    for path, label in ((json_out, "--json output"), (plot, "--plot output")):
+        if path is not None:
+            check_output(path, overwrite=overwrite, label=label)
+    if per_window:
+        base0 = (json_out.with_suffix("") if json_out else Path("evaluation")) if checkpoint is not None else (
+            prediction.with_suffix("") if prediction is not None else None)
+        if base0 is not None:
+            check_output(Path(str(base0) + "_windows.csv"), overwrite=overwrite, label="per-window CSV")
     from rs_vit.config import load_classes
     from rs_vit.evaluate.errormap import write_window_csv
     from rs_vit.evaluate.evaluator import evaluate_checkpoint, evaluate_mask
@@ -88,7 +104,7 @@ def evaluate_cmd(
         if per_window and target is None:
             target = prediction.with_name(prediction.stem + "_errors.tif")
         metrics = evaluate_mask(prediction, reference, class_names=names, num_classes=num_classes,
-                                ignore_index=ignore_index, ignore_values=ignore_value or (),
+                                ignore_index=ignore_index, ignore_values=ignored,
                                 label_attribute=label_attribute, background=background,
                                 tolerance=tolerance, rows=row_range, error_map=target,
                                 per_window=win, overwrite=overwrite,

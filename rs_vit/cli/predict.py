@@ -56,7 +56,7 @@ def predict_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from rs_vit.errors import ConfigError, InputError
+    from rs_vit.errors import ConfigError, InputError, OutputError
     from rs_vit.infer.blend import BLENDS
     from rs_vit.infer.engine import DEFAULT_BLEND, DEFAULT_OVERLAP, PROB_DTYPES, SlidingWindowPredictor, predict_scene
     from rs_vit.infer.grid import check_tile, overlap_pixels
@@ -67,6 +67,7 @@ def predict_cmd(
     from rs_vit.infer.onnx_backend import load_any_model, read_any_spec
 
     from rs_vit.io.bands import is_generic
+    from rs_vit.io.labels import VECTOR_SUFFIXES
     from rs_vit.io.sources import ResolvedScene, is_remote, parse_gdal_options, resolve_scene, scene_name
 
     paths: list[str] = []  # as given: URLs must not become Paths (https:// would fold)
@@ -79,6 +80,10 @@ def predict_cmd(
         raise ConfigError(f"{len(paths)} scenes given: use --out-dir instead of --out.")
     if out is None and out_dir is None:
         raise ConfigError("Give --out mask.tif (one scene) or --out-dir folder/ (several scenes).")
+    if out is not None and out.suffix.lower() not in (".tif", ".tiff"):
+        hint = (f"for class polygons give --vector {out} (with --out {out.with_suffix('.tif')})"
+                if out.suffix.lower() in VECTOR_SUFFIXES else f"name it {out.with_suffix('.tif')}")
+        raise ConfigError(f"--out {out}: rs-vit writes the mask as a GeoTIFF (.tif); {hint}.")
     targets = [out] if out is not None else [Path(out_dir) / f"{scene_name(p)}_mask.tif" for p in paths]  # type: ignore[arg-type]
     many = out is None
     if vector is not None and many:
@@ -91,6 +96,13 @@ def predict_cmd(
         paths, targets, vectors = shard(paths, rank), shard(targets, rank), shard(vectors, rank)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for folder in {t.parent for t in targets} | {v.parent for v in vectors if v is not None}:
+        if str(folder) and not folder.exists():  # like --out-dir: a missing folder is created
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"Cannot create folder {folder} for the outputs ({exc.strerror}); "
+                                  "choose another path.") from None
     for t in targets:  # fail before loading the model or reading anything
         check_output(t, overwrite=overwrite, label="output mask")
     band_list = [b.strip() for b in bands.split(",")] if bands else None

@@ -26,7 +26,7 @@ from rasterio.errors import RasterioIOError
 from torch import nn
 
 from rs_vit.device import autocast, precision_name, resolve_device, resolve_precision
-from rs_vit.errors import ConfigError, InputError
+from rs_vit.errors import ConfigError, InputError, error_detail
 from rs_vit.infer import tta as _tta
 from rs_vit.infer.blend import BLENDS, blend_profile
 from rs_vit.infer.grid import check_tile, count_windows, make_grid, overlap_pixels
@@ -669,7 +669,7 @@ def predict_scene(
                 raise InputError(f"{info.path.name}: every pixel is nodata ({nd}); nothing to predict. "
                                  "Check the scene, or give the right --nodata value.")
         except RasterioIOError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = error_detail(exc)  # rasterio's own message says only 'see previous exception'
             raise InputError(f"{info.path.name}: reading failed ({first}); the file may be corrupt or "
                              "truncated: check it with gdalinfo -checksum.") from exc
         except RuntimeError as exc:

@@ -19,6 +19,7 @@ import rasterio.shutil
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from rs_vit.errors import error_detail
 from rs_vit.io.atomic import _cleanup, _write_failed, atomic_path
 
 GEO_KEYS = ("crs", "transform", "width", "height")
@@ -124,5 +125,5 @@ class RasterSink:
         try:
             self._dst.write(arr, window=Window(0, row0, arr.shape[2], arr.shape[1]))
         except RasterioIOError as exc:  # blocks are flushed as GDAL's cache fills: a full disk shows here
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = error_detail(exc)  # rasterio's own message says only 'see previous exception'
             raise _write_failed(self.path, first) from exc
