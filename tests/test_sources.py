@@ -177,6 +177,7 @@ def test_remote_cog_reads_only_what_a_window_needs(tmp_path: Path) -> None:
         served = srv.bytes_sent
         assert all(rng for cmd, _, rng in srv.requests if cmd == "GET")  # range requests only
     assert served < 0.15 * size, (served, size)
+    print(f"served {served} of {size} bytes ({served / size:.1%}) for a 64x64 window")
 
 
 def test_errors_are_one_line(flat: Path, tmp_path: Path) -> None:
@@ -267,3 +268,16 @@ def test_sen1floods11_split_into_band_files(shared_data: Path, tmp_path: Path) -
 def _file_id(ident: str) -> str:
     """``B1`` → ``B01`` (a product's file naming); ``B8A`` stays."""
     return ident if ident == "B8A" else f"B{int(ident[1:]):02d}"
+
+
+def test_stac_api_item_url_without_suffix(flat: Path) -> None:
+    """STAC APIs serve items at URLs without ``.json``; a remote path that is a Path() folded
+    (``https:/…``) still reads."""
+    with range_server(flat) as srv:
+        urls = {f.stem.rsplit("_", 1)[-1]: f"{srv.url}/{f.name}" for f in sorted(flat.glob("*.tif"))}
+        (flat / "items").mkdir(exist_ok=True)
+        stac_item(flat / "items" / "S2B_31UFQ", urls)
+        r = resolve_scene(f"{srv.url}/items/S2B_31UFQ", select=["blue"])
+        assert r.kind == "stac" and r.band_names == ["blue"]
+        info = scene_info(Path(f"{srv.url}/T31UFQ_20230101T105441_B02.tif"))
+        assert (info.width, info.height) == (60, 60)

@@ -83,16 +83,21 @@ _RASTER_MEDIA = ("image/tiff", "image/jp2", "application/x-hdf", "application/ne
 _S2_ORDER = list(SENSOR_PRESETS["sentinel2_l1c"])
 
 
+def _unfold(path: str | Path) -> str:
+    """``https:/host/x`` (a URL that went through ``Path``, which folds ``//``) → ``https://host/x``."""
+    s = str(path)
+    return re.sub(r"^(https?|s3|gs):/(?!/)", r"\1://", s)
+
+
 def is_remote(path: str | Path) -> bool:
     """True for URLs and GDAL virtual-file-system paths read over the network."""
-    s = str(path)
-    return s.startswith(REMOTE_PREFIXES)
+    return _unfold(path).startswith(REMOTE_PREFIXES)
 
 
 def gdal_path(path: str | Path) -> str:
     """The path GDAL opens: ``https://…`` → ``/vsicurl/https://…``, ``s3://b/k`` → ``/vsis3/b/k``,
     ``gs://b/k`` → ``/vsigs/b/k``; local paths and ``/vsi…/`` paths unchanged."""
-    s = str(path)
+    s = _unfold(path)
     if s.startswith(("http://", "https://")):
         return "/vsicurl/" + s
     if s.startswith("s3://"):
@@ -173,7 +178,7 @@ def scene_name(scene: str | Path | Sequence[str | Path]) -> str:
         stems = [_strip_band(Path(str(s)).stem) for s in scene]
         common = os.path.commonprefix(stems).rstrip("_-.")
         return common or "stack"
-    s = str(scene).rstrip("/")
+    s = _unfold(scene).rstrip("/")
     if is_remote(s) and "://" in s:
         s = urllib.parse.urlsplit(s.removeprefix("/vsicurl/")).path
     return Path(s).stem or "scene"
@@ -505,8 +510,11 @@ def write_vrt(bands: Sequence[tuple[BandSource, _Header]], crs: Any, transform: 
         ET.SubElement(root, "SRS", dataAxisToSRSAxisMapping="1,2").text = crs.to_wkt()
     t = transform
     ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+    # blocks like the finest source's (tiles of a COG): the reader then decodes each tile once
+    by, bx = min((h for _, h in bands), key=lambda h: h.res[0] * h.res[1]).block
+    block = {"blockXSize": str(bx), "blockYSize": str(by)} if 16 <= bx <= 1024 and 16 <= by <= 1024 else {}
     for i, (b, h) in enumerate(bands, start=1):
-        vb = ET.SubElement(root, "VRTRasterBand", dataType=_GDAL_TYPES[dtype], band=str(i))
+        vb = ET.SubElement(root, "VRTRasterBand", dataType=_GDAL_TYPES[dtype], band=str(i), **block)
         if b.name:
             ET.SubElement(vb, "Description").text = b.name
         if h.nodata is not None:
@@ -580,6 +588,7 @@ def resolve_scene(
             re.compile(band_pattern)
         except re.error as exc:
             raise ConfigError(f"--band-pattern {band_pattern!r}: not a regular expression ({exc}).") from None
+    scene = [_unfold(s) for s in scene] if isinstance(scene, (list, tuple)) else _unfold(scene)
     name = scene_name(scene)
     label = name if isinstance(scene, (list, tuple)) else str(scene)
     remote = any(is_remote(s) for s in (scene if isinstance(scene, (list, tuple)) else [scene]))
@@ -593,7 +602,9 @@ def resolve_scene(
     else:
         s = str(scene)
         p = Path(s)
-        if s.lower().split("?")[0].endswith(".json") and (is_remote(s) or p.is_file()):
+        url_path = urllib.parse.urlsplit(s).path if "://" in s else s
+        if (url_path.lower().endswith(".json") and (is_remote(s) or p.is_file())) or (
+                s.startswith(("http://", "https://")) and not Path(url_path).suffix):  # a STAC API item URL
             item, base = _stac_item(s, label)
             kind, found = "stac", _stac_bands(item, base, label, sensor)
         elif is_remote(s):
