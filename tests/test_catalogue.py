@@ -85,6 +85,14 @@ def _published(entry: C.WeightsEntry) -> tuple[object, dict[str, torch.Tensor]]:
     return state, state
 
 
+def _tiny(name: str) -> C.WeightsEntry:
+    """Entry ``name`` at ViT-Tiny width (same bands, download location and converter), for tests
+    of the band policy and download paths that need no ViT-S."""
+    entry = dataclasses.replace(C.get_weights(name), name=f"{name}_tiny_test", encoder="vit_tiny_patch16_224",
+                                models=("segmenter_vit_tiny", "setr_pup_vit_tiny"), model_kwargs={})
+    return C.register_weights(entry, replace=True)
+
+
 def _install(entry: C.WeightsEntry, obj: object, cache: Path) -> None:
     add_file(cache, entry.hf_repo, entry.hf_filename, _pth_bytes(obj), revision=entry.hf_revision)
 
@@ -221,13 +229,13 @@ def test_original_moco_and_dino_layouts_load_with_weights_source(tmp_path: Path)
         want = _reference("resnet50", rn, 13).forward_features(x)
     torch.testing.assert_close(_encoder_out(model, x), want, atol=1e-4, rtol=1e-4)
 
-    vit = _timm_state("vit_small_patch16_224", 13)
-    dino = {"teacher": {**{f"backbone.{k}": v for k, v in vit.items()}, "head.mlp.0.weight": torch.randn(8, 384)},
+    vit = _timm_state("vit_tiny_patch16_224", 13)  # the DINO layout at ViT-Tiny width
+    dino = {"teacher": {**{f"backbone.{k}": v for k, v in vit.items()}, "head.mlp.0.weight": torch.randn(8, 192)},
             "student": {f"module.backbone.{k}": v for k, v in vit.items()}, "epoch": 100}
     f2 = tmp_path / "B13_vits16_dino_0099_ckpt.pth"
     torch.save(dino, f2)
-    model = create_model("segmenter_vit_small", in_channels=13, num_classes=2, pretrained="ssl4eo_s12_vits16_dino",
-                         weights=str(f2), band_names=list(C.S2_L1C))
+    model = create_model("segmenter_vit_tiny", in_channels=13, num_classes=2,
+                         pretrained=_tiny("ssl4eo_s12_vits16_dino").name, weights=str(f2), band_names=list(C.S2_L1C))
     rep = model.rs_vit_init_reports[0]
     assert len(rep.loaded) + len(rep.adapted) == len(vit) and not rep.skipped
 
@@ -235,8 +243,8 @@ def test_original_moco_and_dino_layouts_load_with_weights_source(tmp_path: Path)
 def test_band_policy_l2a_scene_and_extra_band(tmp_path: Path) -> None:
     """Copied by name; the weights' B10 (absent from an L2A scene) is dropped, not zero-filled;
     a band the weights lack starts by band_init and is named in a warning."""
-    entry = C.get_weights("ssl4eo_s12_vits16_moco")
-    state = _timm_state("vit_small_patch16_224", 13)
+    entry = _tiny("ssl4eo_s12_vits16_moco")
+    state = _timm_state("vit_tiny_patch16_224", 13)
     f = tmp_path / "w.safetensors"
     from safetensors.torch import save_file
 
@@ -244,7 +252,7 @@ def test_band_policy_l2a_scene_and_extra_band(tmp_path: Path) -> None:
     scene = ["vv", *[b for b in C.S2_L1C if b != "cirrus"]]  # L2A (12 bands) + a SAR band first
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = create_model("segmenter_vit_small", in_channels=len(scene), num_classes=2, pretrained=entry.name,
+        model = create_model("segmenter_vit_tiny", in_channels=len(scene), num_classes=2, pretrained=entry.name,
                              weights=str(f), band_names=scene, band_init="zero")
     msgs = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("no kernels for band(s) vv" in m for m in msgs)
@@ -261,14 +269,16 @@ def test_band_policy_l2a_scene_and_extra_band(tmp_path: Path) -> None:
 
 
 def test_unnamed_bands_and_wrong_architecture_are_refused(tmp_path: Path) -> None:
-    state = _timm_state("vit_small_patch16_224", 13)
+    entry = _tiny("ssl4eo_s12_vits16_moco")
     f = tmp_path / "w.pth"
-    torch.save(state, f)
+    torch.save(_timm_state("vit_tiny_patch16_224", 13), f)
     with pytest.raises(ModelError, match="unnamed; name them with --sensor or --bands"):
-        create_model("segmenter_vit_small", in_channels=13, num_classes=2, pretrained="ssl4eo_s12_vits16_moco",
+        create_model("segmenter_vit_tiny", in_channels=13, num_classes=2, pretrained=entry.name,
                      weights=str(f), band_names=[f"band{i + 1}" for i in range(13)])
-    with pytest.raises(ModelError, match="fit this model; the weights are vit_small_patch16_224"):
-        create_model("segmenter_vit_tiny", in_channels=13, num_classes=2, pretrained="ssl4eo_s12_vits16_moco",
+    torch.save(_timm_state("resnet18", 13), f)  # another architecture's file
+    with pytest.raises(ModelError, match="fit this model; the weights are vit_tiny_patch16_224: build one of "
+                                         "segmenter_vit_tiny"):
+        create_model("segmenter_vit_tiny", in_channels=13, num_classes=2, pretrained=entry.name,
                      weights=str(f), band_names=list(C.S2_L1C))
 
 
@@ -301,21 +311,27 @@ def test_satlas_swin_v2_converts_from_torchvision_and_computes_the_same(
     tv = _torchvision_swinv2_t()
     use_hub_cache(monkeypatch, tmp_path / "hub")
     _install(entry, tv.state_dict(), tmp_path / "hub")
+    if name.endswith("_mi_ms"):  # same architecture as _si_ms (built below): download + convert only
+        from rs_vit.models.convert import ConvertContext, convert
+
+        conv = convert(entry.converter, C.read_file(C.fetch(entry)), ConvertContext())
+        assert len(conv.state) == 217 and "layers.3.downsample.reduction.weight" in conv.state
+        assert torch.equal(conv.state["layers.0.blocks.1.attn.v_bias"], tv.state_dict()["features.1.1.attn.qkv.bias"][192:])
+        return
     model = create_model("smp_model", in_channels=9, num_classes=2, pretrained=entry.name,
                          band_names=list(entry.bands), **entry.model_kwargs).eval()
     rep = model.rs_vit_init_reports[0]
     assert not rep.skipped and len(rep.loaded) + len(rep.adapted) == 217  # every converted tensor
-    if name.endswith("_si_ms"):
-        x = torch.randn(1, 9, 256, 256)
-        with torch.no_grad():
-            h, want = x, []
-            for i, f in enumerate(tv.features):
-                h = f(h)
-                if i % 2 == 1:  # the end of each stage
-                    want.append(h.permute(0, 3, 1, 2))
-            got = [f for f in model.encoder(x) if f.shape[1] in (96, 192, 384, 768)]
-        for g, w in zip(got, want, strict=True):
-            torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
+    x = torch.randn(1, 9, 256, 256)
+    with torch.no_grad():
+        h, want = x, []
+        for i, f in enumerate(tv.features):
+            h = f(h)
+            if i % 2 == 1:  # the end of each stage
+                want.append(h.permute(0, 3, 1, 2))
+        got = [f for f in model.encoder(x) if f.shape[1] in (96, 192, 384, 768)]
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4)
 
 
 # -- Prithvi-EO-2.0 (3-D patch embedding, encoder./decoder. layout) -----------------------------------
@@ -447,7 +463,7 @@ def test_dofa_bakes_its_patch_embedding_for_the_run_wavelengths(tmp_path: Path,
 # -- URL entries: a loopback HTTP server and torch's hub cache -------------------------------------------
 
 def test_url_entry_downloads_into_the_torch_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    state = _timm_state("vit_small_patch16_224", 13)
+    state = _timm_state("vit_tiny_patch16_224", 13)
     served = tmp_path / "served"
     served.mkdir()
     torch.save({"state_dict": {f"module.base_encoder.{k}": v for k, v in state.items()}},
@@ -458,12 +474,12 @@ def test_url_entry_downloads_into_the_torch_hub_cache(tmp_path: Path, monkeypatc
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/B13_vits16_moco_0099_ckpt.pth"
-        entry = dataclasses.replace(C.get_weights("ssl4eo_s12_vits16_moco"), name="ssl4eo_url_test",
+        entry = dataclasses.replace(_tiny("ssl4eo_s12_vits16_moco"), name="ssl4eo_url_test",
                                     hf_repo=None, hf_filename=None, hf_revision=None, url=url)
         C.register_weights(entry, replace=True)
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        model = create_model("segmenter_vit_small", in_channels=13, num_classes=2, pretrained=entry.name,
+        model = create_model("segmenter_vit_tiny", in_channels=13, num_classes=2, pretrained=entry.name,
                              band_names=list(C.S2_L1C))
         cached = tmp_path / "torch" / "hub" / "checkpoints" / "B13_vits16_moco_0099_ckpt.pth"
         assert cached.is_file() and not model.rs_vit_init_reports[0].skipped
@@ -486,21 +502,25 @@ def test_train_cli_starts_from_catalogue_weights_with_their_normalisation(
     from rs_vit.cli import app
     from rs_vit.config import load_config
 
-    entry = C.get_weights("ssl4eo_s12_vits16_moco")
+    entry = _tiny("ssl4eo_s12_vits16_moco")  # same hub file name and bands, ViT-Tiny width
     use_hub_cache(monkeypatch, tmp_path / "hub")
-    pub, _ = _published(entry)
+    pub = _timm_state("vit_tiny_patch16_224", 13)
     _install(entry, pub, tmp_path / "hub")
     common = ["--image", str(DATA / "tiny_scene.tif"), "--labels", str(DATA / "tiny_labels.tif"),
-              "--classes", str(DATA / "classes.yaml"), "--model", "segmenter_vit_small", "--epochs", "1",
+              "--classes", str(DATA / "classes.yaml"), "--model", "segmenter_vit_tiny", "--epochs", "1",
               "--steps-per-epoch", "1", "--batch-size", "2", "--tile-size", "32", "--device", "cpu",
               "--precision", "fp32", "--no-progress"]
-    res = CliRunner().invoke(app, ["train", *common, "--pretrained", "ssl4eo_s12_moco", "-o", str(tmp_path / "run")])
+    quick = tmp_path / "quick.yaml"  # no plots, no TensorBoard: only what the test checks
+    quick.write_text("train:\n  plots: false\n  tensorboard: false\n")
+    res = CliRunner().invoke(app, ["train", "--config", str(quick), *common, "--pretrained", entry.name,
+                                   "-o", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
-    assert "weights ssl4eo_s12_vits16_moco" in res.output and "kernels dropped" in res.output
+    assert f"weights {entry.name}" in res.output and "kernels dropped" in res.output
+    assert "Normalisation: weights:" in res.output
     meta = json.loads((tmp_path / "run" / "best" / "rs_vit.json").read_text())
     assert meta["bands"] == ["blue", "green", "red", "nir", "swir16", "swir22"]
     assert meta["mean"] == [0.0] * 6 and meta["std"] == [10000.0] * 6  # the entry's /10000, not data stats
-    assert meta["normalization"]["source"] == "weights:ssl4eo_s12_vits16_moco"
+    assert meta["normalization"]["source"] == f"weights:{entry.name}"
 
     # a local file + weights_source, data statistics on request: what the loop decides
     from rs_vit.train.loop import _weights_normalization
