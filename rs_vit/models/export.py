@@ -90,8 +90,9 @@ def _import_onnx() -> Any:
     try:
         import onnx
         import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401  (torch's exporter writes the graph with it)
     except ImportError:
-        raise ConfigError(f"ONNX export needs the onnx and onnxruntime packages: {INSTALL_HINT}.") from None
+        raise ConfigError(f"ONNX export needs the onnx, onnxscript and onnxruntime packages: {INSTALL_HINT}.") from None
     return onnx
 
 
@@ -319,9 +320,9 @@ def export_onnx(
         raise ConfigError(f"--opset {opset} is outside what this exporter writes (13..23); 17 or 18 suit "
                           "current ONNX Runtime.")
     ckpt = Path(checkpoint)
-    spec = read_spec(ckpt)
-    if spec.name.startswith("onnx:"):
+    if ckpt.suffix.lower() == ".onnx":
         raise ConfigError(f"{ckpt} is already an ONNX export; give the rs-vit checkpoint it came from.")
+    spec = read_spec(ckpt)
     family, multiple, fixed = _tile_rule(spec)
     if family in NOT_EXPORTABLE:
         raise ModelError(f"Model {spec.name} cannot be exported to ONNX: {NOT_EXPORTABLE[family]}.")
