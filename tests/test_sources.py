@@ -281,3 +281,21 @@ def test_stac_api_item_url_without_suffix(flat: Path) -> None:
         assert r.kind == "stac" and r.band_names == ["blue"]
         info = scene_info(Path(f"{srv.url}/T31UFQ_20230101T105441_B02.tif"))
         assert (info.width, info.height) == (60, 60)
+
+
+def test_a_pixel_size_resamples_a_multiband_raster(tmp_path: Path) -> None:
+    data = np.stack([smooth(64, 64, s) for s in range(3)])
+    tif = tmp_path / "scene.tif"  # no overviews: rasterio's downsampled read would take one
+    with rasterio.open(tif, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint16", crs="EPSG:32631",
+                       transform=rasterio.Affine(10, 0, 600000, 0, -10, 5000000), nodata=0) as dst:
+        dst.write(data)
+        dst.descriptions = ("red", "green", "blue")
+    assert resolve_scene(tif).path == tif and resolve_scene(tif, resolution="finest").path == tif
+    r = resolve_scene(tif, resolution=20, resampling="average")
+    with rasterio.open(r.path) as src:
+        assert (src.width, src.res, list(src.descriptions)) == (32, (20.0, 20.0), ["red", "green", "blue"])
+        got = src.read()
+    with rasterio.open(tif) as src:
+        assert np.array_equal(got, src.read(out_shape=(3, 32, 32), resampling=Resampling.average))
+    mean = data.reshape(3, 32, 2, 32, 2).mean(axis=(2, 4))
+    assert np.abs(got - mean).max() <= 0.5  # the 2x2 averages, rounded

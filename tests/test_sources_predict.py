@@ -125,3 +125,25 @@ def test_checkpoints_move_between_products_and_multiband_files(tmp_path: Path) -
         assert np.array_equal(_read(a.out), _read(b.out)), ck
     with open(on_product / "rs_vit.json") as fh:
         assert '"nir"' in fh.read()
+
+
+def test_cli_trains_on_a_product_at_a_chosen_resolution(tmp_path: Path) -> None:
+    product = s2_product(tmp_path / "product", size10=128)
+    stacked = resolve_scene(product, resolution=20)
+    labels = _labels(tmp_path / "labels20.tif", stacked.path)  # labels on the 20 m grid
+    (tmp_path / "classes.yaml").write_text("classes:\n" + "".join(
+        f"  - {{id: {c['id']}, name: {c['name']}}}\n" for c in CLASSES))
+    res = CliRunner().invoke(app, [
+        "train", "--image", str(product), "--labels", str(labels), "--classes", str(tmp_path / "classes.yaml"),
+        "--resolution", "20", "--resampling", "cubic", "--gdal-config", "GDAL_HTTP_MAX_RETRY=4",
+        "--model", "segformer_b0", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+        "--tile-size", "32", "--precision", "bf16", "--out-dir", str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    cfg = (tmp_path / "run" / "config.yaml").read_text()
+    assert "resolution: '20'" in cfg and "resampling: cubic" in cfg and "GDAL_HTTP_MAX_RETRY: '4'" in cfg
+    # labels on the 10 m grid do not fit the 20 m stack: the grid really is 20 m
+    res = CliRunner().invoke(app, [
+        "train", "--image", str(product), "--labels", str(_labels(tmp_path / "labels10.tif", resolve_scene(product).path)),
+        "--classes", str(tmp_path / "classes.yaml"), "--resolution", "20", "--epochs", "1", "--tile-size", "32",
+        "--out-dir", str(tmp_path / "run2"), "--no-progress"])
+    assert res.exit_code != 0 and "differs from scene" in res.output
