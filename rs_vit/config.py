@@ -235,7 +235,7 @@ class TrainConfig(_Section):
     loss: str = Field(
         "ce", description="ce, dice, focal, lovasz or a weighted sum, e.g. 'ce+dice' or 'ce:1+lovasz:0.5'"
     )
-    class_weights: list[float] | None = Field(None, description="cross-entropy weight per class")
+    class_weights: list[float] | None = Field(None, description="weight per class of the cross-entropy, Dice and focal loss terms")
     early_stopping: int | None = Field(
         None, ge=1, description="stop after this many epochs without a better validation mIoU"
     )
