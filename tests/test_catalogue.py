@@ -154,6 +154,8 @@ def test_normalisation_folds_scaling_and_statistics_into_raw_units() -> None:
     mean, std, rec = C.normalization(C.get_weights("ssl4eo_s12_vits16_moco"), ["red", "vv"], [5.0, -12.0], [2.0, 3.0])
     assert (mean, std) == ([0.0, -12.0], [10000.0, 3.0])
     assert rec["from_weights"] == ["red"] and rec["from_data"] == ["vv"] and rec["source"] == "weights:ssl4eo_s12_vits16_moco"
+    mean, std, rec = C.normalization(C.get_weights("dofa_vitb16"), ["red", "vv"], [5.0, -12.0], [2.0, 3.0])
+    assert (mean, std) == ([5.0, -12.0], [2.0, 3.0]) and rec["source"] == "data" and "no statistics" in rec["why"]
 
 
 # -- every entry through the real download path -----------------------------------------------------
@@ -539,6 +541,9 @@ def test_train_cli_starts_from_catalogue_weights_with_their_normalisation(
     mean, std, _, _, rec = _weights_normalization(load_config(None, base), bands, data_mean, data_std)
     assert list(mean) == [0.0, 0.0, 0.0, -12.0] and list(std) == [10000.0, 10000.0, 10000.0, 4.0]
     assert rec["from_data"] == ["vv"]
+    dofa = {"model.name": "segmenter_vit_base", "model.pretrained": "dofa", "model.normalize": "weights"}
+    with pytest.raises(ConfigError, match="dofa_vitb16 has no statistics of its own"):
+        _weights_normalization(load_config(None, dofa), bands, data_mean, data_std)
     with pytest.raises(ConfigError, match="normalize: weights needs catalogue weights"):
         _weights_normalization(load_config(None, {"model.normalize": "weights"}), bands, data_mean, data_std)
     with pytest.raises(ConfigError, match="weights_source describes a local file"):

@@ -662,6 +662,9 @@ def normalization(entry: WeightsEntry, bands: Sequence[str], data_mean: Sequence
             mean.append(float(m))
             std.append(float(s))
             from_d.append(nb)
+    if not from_w:  # e.g. DOFA: normalised per sensor with that sensor's own statistics
+        return mean, std, {"source": "data", "weights": entry.name,
+                           "why": f"{entry.name} has no statistics of its own for these bands"}
     record = {"source": f"weights:{entry.name}", "scaling": entry.scaling, "units": entry.units,
               "from_weights": from_w, "from_data": from_d}
     return mean, std, record

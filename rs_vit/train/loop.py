@@ -236,6 +236,8 @@ def _weights_normalization(config: RunConfig, bands: list[str], mean: np.ndarray
     if mcfg.normalize == "data":
         return mean, std, wentry, kwargs, {"source": "data", "weights": wentry.name}
     m, s, record = normalization(wentry, bands, mean, std)
+    if mcfg.normalize == "weights" and record["source"] == "data":
+        raise ConfigError(f"model.normalize: weights, but {record['why']}; use normalize: auto or data.")
     return np.asarray(m, dtype=np.float64), np.asarray(s, dtype=np.float64), wentry, kwargs, record
 
 
@@ -321,10 +323,14 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         for line in getattr(model, "rs_vit_init_lines", None) or []:
             log(line)  # one line per weights source, then how the first layer was adapted
     if main and wentry is not None:
-        log(f"Normalisation: {normalization['source']} ({normalization.get('scaling', '')}) for "
-            f"{', '.join(normalization.get('from_weights', [])) or 'no band'}"
-            + (f"; training-data statistics for {', '.join(normalization['from_data'])}"
-               if normalization.get("from_data") else ""))
+        if normalization["source"] == "data":
+            log("Normalisation: training-data statistics for every band"
+                + (f" ({normalization['why']})" if normalization.get("why") else " (model.normalize: data)"))
+        else:
+            log(f"Normalisation: {normalization['source']} ({normalization['scaling']}) for "
+                f"{', '.join(normalization['from_weights'])}"
+                + (f"; training-data statistics for {', '.join(normalization['from_data'])}"
+                   if normalization.get("from_data") else ""))
     if tcfg.init_from and not resume_dir:
         note = _init_from(model, Path(tcfg.init_from), bands, K, mcfg.name)
         if main:
