@@ -299,3 +299,17 @@ def test_a_pixel_size_resamples_a_multiband_raster(tmp_path: Path) -> None:
         assert np.array_equal(got, src.read(out_shape=(3, 32, 32), resampling=Resampling.average))
     mean = data.reshape(3, 32, 2, 32, 2).mean(axis=(2, 4))
     assert np.abs(got - mean).max() <= 0.5  # the 2x2 averages, rounded
+
+
+def test_stac_landsat_item_names_bands_like_landsat_files(tmp_path: Path) -> None:
+    """A Landsat item's B5 asset (STAC common name nir08) gets the name rs-vit gives Landsat's
+    B5 file (nir), so checkpoints move between items and files."""
+    stem = "LC09_L2SP_198030_20230708_20230711_02_T1"
+    files = {i: write_band(tmp_path / f"{stem}_SR_B{i}.TIF", smooth(20, 20, i), 30) for i in (4, 5)}
+    common = {4: "red", 5: "nir08"}
+    item = {"type": "Feature", "properties": {"platform": "landsat-9"}, "assets": {
+        f"{common[i]}": {"href": f.name, "type": "image/tiff; application=geotiff", "roles": ["data"],
+                         "eo:bands": [{"name": f"B{i}", "common_name": common[i]}]} for i, f in files.items()}}
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    assert resolve_scene(tmp_path / "item.json").band_names == ["red", "nir"]
+    assert resolve_scene([str(f) for f in files.values()]).band_names == ["red", "nir"]

@@ -42,11 +42,13 @@ def test_prediction_over_http_equals_local_and_streams(tmp_path: Path) -> None:
         remote = predict_scene(f"{srv.url}/scene.tif", tmp_path / "remote.tif", model=model, spec=spec, overlap=0.25,
                                probabilities=True)
         gets = [r for r in srv.requests if r[0] == "GET"]
+        served = srv.bytes_sent
     assert remote.windows == local.windows and remote.windows_skipped == local.windows_skipped
     assert np.array_equal(_read(tmp_path / "remote.tif"), _read(tmp_path / "local.tif"))
     with rasterio.open(tmp_path / "remote.tif") as a, rasterio.open(tmp_path / "local.tif") as b:
         assert a.transform == b.transform and a.crs == b.crs and a.nodata == b.nodata
     assert gets and all(rng for _, _, rng in gets)  # range requests, never the whole file at once
+    assert served <= (tmp_path / "srv" / "scene.tif").stat().st_size  # each tile fetched about once
 
 
 @pytest.fixture(scope="module")

@@ -381,7 +381,7 @@ def _stac_bands(item: dict[str, Any], base: str, label: str,
     if sensor is None and "sentinel-2" in platform:
         sensor = "sentinel2_l1c"
     elif sensor is None and "landsat" in platform:
-        sensor = "landsat89"
+        sensor = "landsat7" if re.search(r"landsat[-_ ]?0?[457]\b", platform) else "landsat89"
     found: list[tuple[str, str, bool, int]] = []
     for i, (key, asset) in enumerate(item["assets"].items()):
         href = asset.get("href")
@@ -397,12 +397,18 @@ def _stac_bands(item: dict[str, Any], base: str, label: str,
         eo = asset.get("eo:bands") or asset.get("bands") or []
         if len(eo) > 1:
             continue  # a multi-band asset (e.g. the true-colour image) is not a band
-        raw = None
-        if eo:
-            raw = eo[0].get("common_name") or eo[0].get("eo:common_name") or eo[0].get("name")
-        name = normalize_name(raw) if raw and not re.fullmatch(r"(?i)b\d+a?", raw) else _id_to_name(raw or key, sensor)
-        if raw is None and "data" not in roles:
-            continue
+        band_id = str(eo[0].get("name", "")) if eo else ""
+        common = (eo[0].get("common_name") or eo[0].get("eo:common_name")) if eo else None
+        if band_id and _id_to_name(band_id, sensor) != normalize_name(band_id):
+            # a sensor band id (B5): named as rs-vit names that sensor's files, so items and files
+            # agree (Landsat's B5 is "nir" for rs-vit, "nir08" in STAC's common names)
+            name = _id_to_name(band_id, sensor)
+        elif common:
+            name = normalize_name(common)
+        else:
+            if not eo and "data" not in roles:
+                continue
+            name = _id_to_name(band_id or key, sensor)
         if any(f[1] == name for f in found):
             continue  # the same band in another format (e.g. a JPEG 2000 twin of a COG asset)
         known = list(SENSOR_PRESETS[sensor].values()) if sensor in SENSOR_PRESETS else []
