@@ -24,6 +24,7 @@ def models_cmd(
     from rich.console import Console
     from rich.table import Table
 
+    from rs_vit.models.export import export_support
     from rs_vit.models.registry import get_entry, list_models
     from rs_vit.models.stats import cached_stats, compute_stats, zoo_table_markdown
 
@@ -37,7 +38,7 @@ def models_cmd(
         typer.echo(zoo_table_markdown(stats, names), nl=False)
         return
     table = Table(title="rs-vit models")
-    for col in ("name", "family", "params (M)", "GFLOPs/tile", "valid tiles", "pretrained"):
+    for col in ("name", "family", "params (M)", "GFLOPs/tile", "valid tiles", "pretrained", "ONNX export"):
         table.add_column(col, no_wrap=True)
     table.add_column("source", ratio=1)
     for name in names:
@@ -46,7 +47,7 @@ def models_cmd(
         tile = f"= {e.fixed_tile}" if e.fixed_tile else f"× {e.tile_multiple}"
         table.add_row(name, e.family, f"{s['params'] / 1e6:.1f}" if s else "?",
                       f"{s['gflops']:g} @{s['tile']}" if s else "?", tile,
-                      ", ".join(e.pretrained) or "-", e.source)
+                      ", ".join(e.pretrained) or "-", export_support(name), e.source)
     if not names:
         typer.echo(f"No model matches {pattern!r}" + (f" in family {family!r}" if family else "") + ".", err=True)
     Console().print(table)
