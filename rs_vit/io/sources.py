@@ -159,9 +159,10 @@ class ResolvedScene:
     Attributes:
         path: a local raster path (the input itself, or the VRT stacking the bands).
         name: a short name for messages and output names (``<name>_mask.tif``).
-        kind: ``raster``, ``remote``, ``bands`` (a folder or list of per-band files), ``safe``,
-            ``stac`` or ``remote`` .
-        band_names: the stacked band names (None for a raster used as it is).
+        kind: ``raster`` (a local raster used as it is), ``remote`` (a remote raster),
+            ``bands`` (a folder or list of per-band files), ``safe`` or ``stac``.
+        band_names: the stacked band names (None for a multi-band raster, local or remote:
+            its own band descriptions name it, or ``--bands``/``--sensor``).
         resolution: the pixel size of the grid (x, y) in CRS units.
     """
 
@@ -185,7 +186,11 @@ def scene_name(scene: str | Path | Sequence[str | Path]) -> str:
 
 
 def _strip_band(stem: str) -> str:
-    m = _S2_RE.search(stem + ".tif") or _LANDSAT_RE.search(stem + ".tif")
+    """A band file's stem without its band part: ``LC09_…_T1_SR_B4`` → ``LC09_…_T1``."""
+    m = _LANDSAT_RE.search(stem + ".tif")
+    if m:
+        return stem[: (m.start(2) if m.group(2) else m.start(3)) - 1]
+    m = _S2_RE.search(stem + ".tif")
     return stem[: m.start()] if m and m.start() > 0 else stem
 
 
@@ -287,7 +292,7 @@ def _gdal_message(exc: BaseException) -> str:
 
 def _header(path: str, label: str) -> _Header:
     """Read a raster's header, turning GDAL's errors into one line naming the input."""
-    if not is_remote(path):
+    if not is_remote(path) and not path.startswith("/vsi"):
         p = Path(path)
         if not p.exists():
             raise InputError(f"{label}: {path}: no such file; check the path.")
@@ -664,7 +669,8 @@ def resolve_scene(
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     folder = Path(vrt_dir) if vrt_dir is not None else _vrt_dir() / digest
     out = write_vrt(pairs, crs, transform, width, height, folder / f"{name}.vrt", resampling=resampling)
-    names = [b.name for b, _ in pairs] if all(b.name for b, _ in pairs) else None
+    # a multi-band raster keeps its descriptions, named by rs-vit as any raster (--sensor applies)
+    names = None if kind in ("raster", "remote") else [str(b.name) for b, _ in pairs]
     return ResolvedScene(out, name, kind, names, (abs(transform.a), abs(transform.e)))
 
 
