@@ -154,7 +154,7 @@ def test_vector_reference_is_reprojected(tmp_path: Path):
 def test_cli_outputs(pair, tmp_path: Path):
     pred, ref = pair
     js, png = tmp_path / "m.json", tmp_path / "cm.png"
-    res = runner.invoke(app, ["evaluate", str(pred), str(ref), "--ignore-value", "9", "--json", str(js),
+    res = runner.invoke(app, ["evaluate", str(pred), str(ref), "--ignore-values", "9", "--json", str(js),
                               "--plot", str(png), "--per-window", "--window-size", "2"])
     assert res.exit_code == 0, res.output
     assert "mIoU over 3 classes present in the reference" in res.output

@@ -413,8 +413,8 @@ def test_evaluate_names_the_reference_and_ignore_value(tmp_path: Path) -> None:
     ref[0, :4] = 9
     labels = make_scene(tmp_path / "ref.tif", 40, 48, bands=None, count=1, dtype="uint8", nodata=None, data=ref)
     res = cli("evaluate", pred, labels, "--num-classes", "2")
-    assert_clean_error(res, "ref.tif", "[9]", "--ignore-value 9")
-    res = cli("evaluate", pred, labels, "--num-classes", "2", "--ignore-value", "9")
+    assert_clean_error(res, "ref.tif", "[9]", "--ignore-values 9")
+    res = cli("evaluate", pred, labels, "--num-classes", "2", "--ignore-values", "9")
     assert res.code == 0, res.stderr
 
 

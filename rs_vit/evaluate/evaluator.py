@@ -239,7 +239,7 @@ def _check_reference_values(values: np.ndarray, num_classes: int, path: str | Pa
     bad = values[(values < 0) | (values >= num_classes)]
     if bad.size:
         found = np.unique(bad)
-        flags = " ".join(f"--ignore-value {v}" for v in found[:3].tolist())
+        flags = "--ignore-values " + ",".join(str(v) for v in found[:3].tolist())
         raise InputError(
             f"{Path(path).name}: holds reference value(s) {summarize_values(found)} that are not among "
             f"the {num_classes} classes (0..{num_classes - 1}) nor ignored; exclude them with {flags}"
