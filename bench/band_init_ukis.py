@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--val-fraction", type=float, default=0.25)
+    p.add_argument("--merge", type=Path, nargs="*", default=[],
+                   help="results.json of other runs of this script (e.g. seeds run in parallel) to add to the table")
     args = p.parse_args(argv)
     if not (WEIGHTS.is_file() and (S1F11 / "Spain_7370579_S2Hand.tif").is_file()):
         print(f"real data not found under {SHARED}", file=sys.stderr)
@@ -131,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"(epoch {rec['best_epoch']}), {rec['seconds']} s", flush=True)
             results.append(rec)
             res_path.write_text(json.dumps(results, indent=1))
+    for extra in args.merge:
+        results += [r for r in json.loads(extra.read_text())
+                    if (r["condition"], r["seed"]) not in {(q["condition"], q["seed"]) for q in results}]
     print(table(results, args))
     return 0
 
