@@ -82,6 +82,9 @@ def test_band_folder_stacks_by_name_on_the_finest_grid(flat: Path) -> None:
     assert np.array_equal(stack[ORDER.index("scl")], scl)
     info = scene_info(flat)  # the rest of rs-vit sees a raster with named bands
     assert info.band_names == ORDER and (info.width, info.height) == (60, 60)
+    vrt = flat.parent / "stack.vrt"  # a GDAL VRT of the user's own is a raster like any other
+    shutil.copy(r.path, vrt)
+    assert resolve_scene(vrt).kind == "raster" and scene_info(vrt).band_names == ORDER
 
 
 def test_resolution_named_band_and_resampling(flat: Path) -> None:
