@@ -16,8 +16,9 @@ the training cells are read strip by strip), so memory is bounded whatever the s
 ``baseline.json`` (bands, features, classes, method, how it was trained, and the SHA-256 of the
 tensor file). :func:`load_baseline` reads only these arrays and JSON (no code runs), checks the
 format tag, the hash and every index (children and features in range), and predicts with its own
-vectorised tree walker (NumPy), so prediction does not need scikit-learn at all and gives the
-probabilities scikit-learn gives (tested). The hash check catches truncated or edited files; the
+tree walk: scikit-learn's compiled ``Tree.apply`` on trees rebuilt from those arrays when
+scikit-learn is installed (about 2.5× faster), else a vectorised NumPy walk, so prediction does not
+need scikit-learn at all; both give the leaves, and so the probabilities, scikit-learn gives (tested). The hash check catches truncated or edited files; the
 safety comes from the format itself.
 
 :func:`predict_baseline_scene` writes a georeferenced, nodata-aware class mask strip by strip
@@ -241,6 +242,47 @@ class PixelClassifier:
             act = act[~leaf[nxt]]
         return node.reshape(T, n)
 
+    def _compiled_trees(self) -> list[Any] | None:
+        """scikit-learn ``Tree`` objects rebuilt from the arrays (plain numbers, nothing unpickled)
+        for a compiled tree walk, or None when scikit-learn is missing or its private layout
+        differs (then :meth:`leaves` walks the trees in NumPy; both give the same leaves)."""
+        if "_compiled" in self.__dict__:
+            return self.__dict__["_compiled"]
+        trees = None
+        try:
+            from sklearn.tree._tree import NODE_DTYPE, Tree
+
+            ends = [*self.roots[1:].tolist(), len(self.left)]
+            is_leaf = self._is_leaf()
+            trees = []
+            for r, e in zip(self.roots.tolist(), ends):
+                n = e - r
+                nodes = np.zeros(n, dtype=NODE_DTYPE)
+                leaf = is_leaf[r:e]
+                nodes["left_child"] = np.where(leaf, -1, self.left[r:e] - r)
+                nodes["right_child"] = np.where(leaf, -1, self.right[r:e] - r)
+                nodes["feature"] = np.where(leaf, -2, self.feature[r:e])
+                nodes["threshold"] = np.where(leaf, -2.0, self.threshold[r:e])
+                nodes["missing_go_to_left"] = self.missing_left[r:e]
+                nodes["n_node_samples"] = 1
+                nodes["weighted_n_node_samples"] = 1.0
+                tree = Tree(self.n_features, np.array([1], dtype=np.intp), 1)
+                tree.__setstate__({"max_depth": int(self.depth), "node_count": n, "nodes": nodes,
+                                   "values": np.zeros((n, 1, 1))})
+                trees.append(tree)
+        except Exception:  # noqa: BLE001 - any mismatch: use the NumPy walk
+            trees = None
+        self.__dict__["_compiled"] = trees
+        return trees
+
+    def leaves_fast(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`leaves` through scikit-learn's compiled ``Tree.apply`` when available."""
+        trees = self._compiled_trees()
+        if trees is None:
+            return self.leaves(x)
+        xt = np.ascontiguousarray(np.asarray(x, np.float32).T)
+        return np.stack([t.apply(xt) + r for t, r in zip(trees, self.roots.tolist())])
+
     def predict_proba_features(self, x: np.ndarray, chunk: int | None = None) -> np.ndarray:
         """``(K, n)`` float32 probabilities over *all* classes for features ``(F, n)``."""
         x = np.asarray(x, np.float32)
@@ -251,7 +293,7 @@ class PixelClassifier:
         col = {cid: i for i, cid in enumerate(c["id"] for c in self.classes)}
         cols = [col[c] for c in self.class_ids]
         for s in range(0, n, chunk):
-            leaves = self.leaves(x[:, s:s + chunk])  # (T, m)
+            leaves = self.leaves_fast(x[:, s:s + chunk])  # (T, m)
             if self.kind == "forest":
                 p = self.value[leaves].sum(0, dtype=np.float64) / T  # (m, V)
             else:

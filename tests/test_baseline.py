@@ -56,6 +56,9 @@ def test_arrays_predict_like_sklearn(kind: str, n_classes: int) -> None:
     np.testing.assert_allclose(p[:n_classes].T, ref, atol=1e-6)
     assert np.all(p[n_classes:] == 0)
     np.testing.assert_array_equal(p.argmax(0), est.predict(xt))
+    # the compiled walk (scikit-learn's Tree rebuilt from the arrays) and the NumPy walk agree
+    assert clf._compiled_trees() is not None
+    np.testing.assert_array_equal(clf.leaves_fast(xt.T), clf.leaves(xt.T))
 
 
 def test_indices_are_normalised_differences() -> None:
