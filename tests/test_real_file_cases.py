@@ -559,3 +559,18 @@ def test_evaluate_checkpoint_keeps_the_scene_mask(tmp_path: Path) -> None:
     inv[:8] = True
     out = _predict_array(predictor, _rgb(), None, crs=CRS, transform=TRANSFORM, invalid=inv)
     assert (out[:8] == 2).all() and (out[8:] < 2).all()
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "rgba"])
+def test_chips_of_a_masked_scene_keep_the_mask_and_drop_alpha(tmp_path: Path, kind: str) -> None:
+    from rs_vit.config import DataConfig, SceneDef
+    from rs_vit.data.chips import export_chips
+
+    scene = _write_masked(tmp_path / f"{kind}.tif", kind)
+    labels = make_scene(tmp_path / "l.tif", 40, 48, bands=None, count=1, dtype="uint8", nodata=255,
+                        data=np.ones((1, 40, 48)))
+    chips = export_chips(SceneDef(image=scene, labels=labels), DataConfig(classes=CLASSES[:2]),
+                         tmp_path / "chips", tile=16, max_invalid=1.0)
+    top = [c for c in chips if c.name.endswith("_000000_000000.tif")][0]
+    with rasterio.open(top) as src:
+        assert src.count == 3 and src.dataset_mask()[:8].max() == 0 and src.dataset_mask()[8:].min() == 255
