@@ -370,13 +370,16 @@ def _plot_reconstructions(mim: MIMModel, samples: tuple[torch.Tensor, torch.Tens
     mim.train(was)
     pix = pixel_mask(out.mask, mim.plan.mask_patch).cpu()
     n = x.shape[0]
+    # with per-patch normalised targets the model predicts each patch's pattern, not its mean and
+    # contrast: those are taken from the original to draw it (as MAE's own figures do), and said so
+    rec_title = "reconstruction" + ("\n(patch mean/contrast from original)" if mim.plan.norm_pix_loss else "")
     fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
     for i in range(n):
         orig = x[i].float().numpy()
         rec = out.reconstruction[i].float().cpu().numpy()
         masked = np.where(pix[i].numpy() > 0, np.nan, orig)
         imgs = (_stretch_like(orig, orig, bands), _masked_rgb(masked, bands, orig), _stretch_like(rec, orig, bands))
-        for j, (img, t) in enumerate(zip(imgs, ("original", f"masked ({mim.plan.mask_ratio:.0%})", "reconstruction"))):
+        for j, (img, t) in enumerate(zip(imgs, ("original", f"masked ({mim.plan.mask_ratio:.0%})", rec_title))):
             axes[i, j].imshow(img, interpolation="nearest")
             axes[i, j].set_title(t)
             axes[i, j].axis("off")
