@@ -184,23 +184,37 @@ def test_export_refuses_bad_options(segformer) -> None:
         export_onnx(onnx_path, tmp / "x.onnx")
 
 
-@pytest.mark.slow
-def test_int8_quantised_export_runs_and_stays_close(segformer) -> None:
-    from rs_vit.models.export import export_onnx
+def test_int8_and_fp16_conversions_of_an_export(segformer) -> None:
+    """An fp32 export converted (no new tracing): int8 runs on the CPU and stays close; fp16 is
+    written with float32 inputs/outputs and its check says whether the CPU provider could run it."""
+    import onnx
+
+    from rs_vit.models.export import export_onnx, read_onnx_spec, sha256_file
 
     tmp, ck, onnx_path, _ = segformer
-    r = export_onnx(ck, tmp / "int8.onnx", quantize="int8")
+    r = export_onnx(onnx_path, tmp / "int8.onnx", quantize="int8")
     assert r.metadata["export"]["precision"] == "int8"
+    assert r.metadata["export"]["converted_from"]["sha256"] == sha256_file(onnx_path)
+    assert read_onnx_spec(r.path).extra["onnx"]["precision"] == "int8"
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in onnx.load(str(r.path)).graph.node)
     assert r.size_bytes < onnx_path.stat().st_size
     diffs = _max_prob_diff(ck, r.path, [64])
     assert max(diffs.values()) < 0.2  # quantised: close, not equal (measured in docs/deployment.md)
     assert all(c["argmax_agreement"] > 0.9 for c in r.checks)
+    h = export_onnx(onnx_path, tmp / "fp16.onnx", fp16=True)
+    proto = onnx.load(str(h.path))
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+    check = h.checks[0]
+    assert check["max_abs_prob_diff"] is None and "could not run" in check["not_checked"] or \
+        check["max_abs_prob_diff"] < 0.05
 
 
 # -- every family ----------------------------------------------------------------------------
 
 FAMILIES = [
     ("unet_resnet18", [64, 128]),
+    ("deeplabv3plus_resnet18", [64, 128]),
     ("setr_naive_vit_tiny", [64, 128]),
     ("segmenter_vit_tiny", [64, 128]),
     ("setr_pup_deit_small_distilled", [64, 128]),

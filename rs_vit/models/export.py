@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -260,7 +261,11 @@ def _int8(model_bytes: bytes, workdir: Path) -> bytes:
 
     src, dst = workdir / "fp32.onnx", workdir / "int8.onnx"
     src.write_bytes(model_bytes)
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    logging.disable(logging.WARNING)  # ORT logs a pre-processing hint on the root logger
+    try:
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    finally:
+        logging.disable(logging.NOTSET)
     return dst.read_bytes()
 
 
@@ -279,7 +284,8 @@ def export_onnx(
     """Export an rs-vit checkpoint to a self-describing ONNX file (plus ``<path>.json``).
 
     Args:
-        checkpoint: checkpoint folder (or its ``rs_vit.json``).
+        checkpoint: checkpoint folder (or its ``rs_vit.json``); or a float32 ``.onnx`` export
+            to convert with ``fp16`` / ``quantize`` (see :func:`convert_onnx`).
         path: the ``.onnx`` file to write.
         opset: ONNX opset (default :data:`OPSET`).
         dynamic: keep height and width dynamic where the architecture allows (the batch is
@@ -321,7 +327,10 @@ def export_onnx(
                           "current ONNX Runtime.")
     ckpt = Path(checkpoint)
     if ckpt.suffix.lower() == ".onnx":
-        raise ConfigError(f"{ckpt} is already an ONNX export; give the rs-vit checkpoint it came from.")
+        if fp16 or quantize:  # a float32 export converted, without tracing again
+            return convert_onnx(ckpt, out, fp16=fp16, quantize=quantize, verify=verify, overwrite=overwrite)
+        raise ConfigError(f"{ckpt} is already an ONNX export; give the rs-vit checkpoint it came from "
+                          "(or --fp16 / --quantize int8 to convert it).")
     spec = read_spec(ckpt)
     family, multiple, fixed = _tile_rule(spec)
     if family in NOT_EXPORTABLE:
@@ -369,6 +378,66 @@ def export_onnx(
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             checks = [{"tile": s, "batch": 2, "max_abs_prob_diff": None,
                        "not_checked": f"ONNX Runtime CPU could not run it ({first})"} for s in sizes]
+    meta["export"]["checks"] = checks
+    proto = onnx.load_from_string(model_bytes)
+    _set_metadata(proto, meta)
+    data = proto.SerializeToString()
+    atomic_write_bytes(out, data, overwrite=overwrite)
+    atomic_write_text(sidecar, json.dumps(meta, indent=2, default=str) + "\n", overwrite=overwrite)
+    return ExportResult(path=out, sidecar=sidecar, metadata=meta, seconds=time.perf_counter() - t0,
+                        size_bytes=len(data), checks=checks)
+
+
+def convert_onnx(source: str | Path, path: str | Path, *, fp16: bool = False, quantize: str | None = None,
+                 verify: bool = True, overwrite: bool = False) -> ExportResult:
+    """Convert a float32 rs-vit export to float16 or int8 without tracing the model again.
+
+    The description is copied (precision updated, the source file's SHA-256 recorded); with
+    ``verify`` the converted graph's probabilities are compared with the float32 file's on the
+    CPU provider (a float16 graph the CPU provider cannot run is recorded as not checked).
+    """
+    import tempfile
+
+    from rs_vit.io.atomic import atomic_write_bytes, atomic_write_text, check_output
+
+    onnx = _import_onnx()
+    t0 = time.perf_counter()
+    src, out = Path(source), Path(path)
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"{out}: give a file name ending in .onnx.")
+    if (quantize is None) == (not fp16) or (quantize is not None and quantize not in QUANTIZE):
+        raise ConfigError("Give fp16=True or quantize='int8' (one of them).")
+    sidecar = out.with_name(out.name + ".json")
+    check_output(out, overwrite=overwrite, label="ONNX file")
+    check_output(sidecar, overwrite=overwrite, label="ONNX description")
+    meta = read_onnx_metadata(src)
+    if meta["export"].get("precision") != "fp32":
+        raise ConfigError(f"{src} is a {meta['export'].get('precision')} export; convert the float32 one.")
+    fp32 = src.read_bytes()
+    if fp16:
+        model_bytes = _fp16(fp32)
+    else:
+        with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else None) as tmp:
+            model_bytes = _int8(fp32, Path(tmp))
+    meta = json.loads(json.dumps(meta))
+    meta["export"].update(precision="fp16" if fp16 else str(quantize), converted_from={
+        "file": src.name, "sha256": sha256_file(src)})
+    checks: list[dict[str, Any]] = []
+    if verify:
+        tile = int(meta["tile"]["size"])
+        n = len(meta["spec"]["bands"])
+        x = torch.randn(2, n, tile, tile, generator=torch.Generator().manual_seed(0)).numpy()
+        ref = torch.softmax(torch.from_numpy(_ort_session(fp32).run(None, {INPUT_NAME: x})[0]), 1).numpy()
+        try:
+            got = _ort_session(model_bytes).run(None, {INPUT_NAME: x})[0]
+            p = torch.softmax(torch.from_numpy(np.asarray(got, np.float32)), 1).numpy()
+            checks = [{"tile": tile, "batch": 2, "reference": "float32 ONNX",
+                       "max_abs_prob_diff": float(np.abs(p - ref).max()),
+                       "argmax_agreement": float((p.argmax(1) == ref.argmax(1)).mean())}]
+        except Exception as exc:  # e.g. CPU provider without float16 kernels
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            checks = [{"tile": tile, "batch": 2, "max_abs_prob_diff": None,
+                       "not_checked": f"ONNX Runtime CPU could not run it ({first})"}]
     meta["export"]["checks"] = checks
     proto = onnx.load_from_string(model_bytes)
     _set_metadata(proto, meta)
