@@ -13,15 +13,16 @@ from rs_vit.cli.app import app, echo, handle_errors
 @app.command("export")
 @handle_errors
 def export_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder (e.g. runs/x/best).")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint folder (e.g. runs/x/best), or a float32 .onnx "
+                                            "export to convert with --fp16 / --quantize int8.")],
     onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write (its description also goes to <file>.json).")],
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or 18 suit current ONNX Runtime).")] = 18,
     dynamic: Annotated[bool, typer.Option(help="Keep tile height and width dynamic where the model allows "
                                           "(the batch is always dynamic).")] = True,
     tile_size: Annotated[int | None, typer.Option(help="Tile traced, and the only one a fixed-size export accepts "
                                                   "(default: the checkpoint's).")] = None,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Float16 weights and activations (for GPU providers; "
-                                       "inputs and outputs stay float32).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Float16 weights and activations (inputs and outputs "
+                                       "stay float32); meant for GPU providers.")] = False,
     quantize: Annotated[str | None, typer.Option(help="int8: ONNX Runtime dynamic quantisation of the "
                                                  "MatMul/Gemm weights.")] = None,
     verify: Annotated[bool, typer.Option(help="Compare ONNX Runtime's probabilities with PyTorch's "
