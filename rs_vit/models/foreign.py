@@ -168,7 +168,12 @@ def import_weights(
             "`model_kwargs` in the description to the architecture they were trained with (`rs-vit models` "
             "lists the names)."
         ) from None
-    if report.skipped:
+    from rs_vit.models.prune import obsolete_keys
+
+    gone = obsolete_keys(model)  # parts never run, pruned since such files were written
+    skipped = [k for k in report.skipped if report.prefix + k not in gone]
+    if skipped:
+        report.skipped = skipped
         raise CheckpointError(
             f"{wpath}: {len(report.skipped)} tensors do not fit {desc.model} {desc.model_kwargs} "
             f"(e.g. {report.skipped[0]}); check the architecture and the number of bands/classes."
