@@ -277,7 +277,10 @@ def test_missing_tensorboard_and_useless_band_init_are_said(tmp_path: Path, monk
     from rs_vit.config import parse_config
     from rs_vit.train.loop import train
 
+    from rs_vit.train import loop
+
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails: not installed
+    monkeypatch.setitem(loop._NOTED, "tensorboard", False)
     paths = write_scene(tmp_path / "d")
     d = tiny_config(paths, tmp_path / "run", epochs=2, steps_per_epoch=1, batch_size=2, tensorboard=True)
     d["model"]["band_init"] = "zero"
@@ -286,6 +289,10 @@ def test_missing_tensorboard_and_useless_band_init_are_said(tmp_path: Path, monk
     tb = [ln for ln in lines if "TensorBoard" in ln]
     assert len(tb) == 1 and "not installed" in tb[0]
     assert any("band_init 'zero' has no effect" in ln for ln in lines)
+    d["train"]["out_dir"] = str(tmp_path / "run2")
+    again: list[str] = []
+    train(parse_config(d), log=again.append, progress=False)  # a second run in the process: said once
+    assert not [ln for ln in again if "TensorBoard" in ln]
 
 
 def test_compare_band_init_axis_without_weights_is_refused(tmp_path: Path) -> None:

@@ -130,6 +130,9 @@ def chip_scene_defs(folder: Path, val_fraction: float, seed: int) -> list[SceneD
             for i, p in enumerate(images)]
 
 
+_NOTED = {"tensorboard": False}  # notes said once per process (a compare grid trains many runs)
+
+
 class _Logger:
     """metrics.csv (+ TensorBoard when installed and asked for)."""
 
@@ -145,10 +148,12 @@ class _Logger:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:  # tensorboard is optional: say so once, not silently
+            except ImportError:  # tensorboard is optional: said once per process, not silently
                 self.tb = None
-                log("TensorBoard logging is off: the tensorboard package is not installed (pip install "
-                    "tensorboard, or set train.tensorboard: false); metrics.csv has every number.")
+                if not _NOTED["tensorboard"]:
+                    _NOTED["tensorboard"] = True
+                    log("TensorBoard logging is off: the tensorboard package is not installed (pip install "
+                        "tensorboard, or set train.tensorboard: false); metrics.csv has every number.")
 
     def write(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", newline="") as fh:
