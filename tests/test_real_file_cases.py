@@ -574,3 +574,15 @@ def test_chips_of_a_masked_scene_keep_the_mask_and_drop_alpha(tmp_path: Path, ki
     top = [c for c in chips if c.name.endswith("_000000_000000.tif")][0]
     with rasterio.open(top) as src:
         assert src.count == 3 and src.dataset_mask()[:8].max() == 0 and src.dataset_mask()[8:].min() == 255
+
+
+def test_scene_sample_reads_few_blocks(tmp_path: Path) -> None:
+    from rs_vit.data.stats import sample_scene_values
+
+    tiled = make_scene(tmp_path / "t.tif", 300, 300, bands=RGB, tiled=True, blockxsize=64, blockysize=64)
+    strip = make_scene(tmp_path / "s.tif", 300, 300, bands=RGB, blockysize=300, compress="deflate")  # one strip
+    with rasterio.open(tiled) as src:
+        assert sample_scene_values(src, [0, 1, 2], 0).shape == (3, 16 * 64 * 64)
+    with rasterio.open(strip) as src:
+        assert src.block_shapes[0][0] == 300
+        assert sample_scene_values(src, [0, 1, 2], 0).shape == (3, 64 * 300)  # one read across the middle

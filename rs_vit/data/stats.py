@@ -181,7 +181,9 @@ def training_value_range(scenes: Sequence[LabeledScene], *, windows: int = 16, s
 def sample_scene_values(src: Any, indexes: Sequence[int], nodata: float | None, *, windows: int = 4,
                         size: int = 64) -> np.ndarray:
     """Valid pixels ``(bands, n)`` of ``windows × windows`` small windows spread over a scene (a
-    few blocks decoded, never the whole file)."""
+    few blocks decoded, never the whole file). A file stored in blocks much taller than a window
+    (one strip for the whole file) is sampled by one full-width band of ``size`` rows across its
+    middle instead: every read of such a file decodes whole blocks."""
     from rasterio.windows import Window
 
     from rs_vit.io.raster import gdal_mask_kind, invalid_mask, masked_pixels
@@ -189,13 +191,17 @@ def sample_scene_values(src: Any, indexes: Sequence[int], nodata: float | None, 
     kind = gdal_mask_kind(src)
     H, W = src.height, src.width
     h, w = min(size, H), min(size, W)
+    bh = src.block_shapes[0][0] if src.block_shapes else 1
+    if bh > 4 * size:
+        spots = [Window(0, (H - h) // 2, W, h)]
+    else:
+        spots = [Window(int(c), int(r), w, h) for r in np.linspace(0, H - h, windows).astype(int)
+                 for c in np.linspace(0, W - w, windows).astype(int)]
     parts = []
-    for r in np.linspace(0, H - h, windows).astype(int):
-        for c in np.linspace(0, W - w, windows).astype(int):
-            win = Window(int(c), int(r), w, h)
-            arr = src.read([i + 1 for i in indexes], window=win)
-            inv = invalid_mask(arr, nodata, masked_pixels(src, win, indexes, kind=kind))
-            parts.append(arr.reshape(arr.shape[0], -1)[:, ~inv.reshape(-1)])
+    for win in spots:
+        arr = src.read([i + 1 for i in indexes], window=win)
+        inv = invalid_mask(arr, nodata, masked_pixels(src, win, indexes, kind=kind))
+        parts.append(arr.reshape(arr.shape[0], -1)[:, ~inv.reshape(-1)])
     return np.concatenate(parts, axis=1)
 
 
