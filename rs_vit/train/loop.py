@@ -302,9 +302,11 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         pre = wentry.name if wentry is not None else mcfg.pretrained
         log("Model: " + mcfg.name + (f" (pretrained: {pre})" if pre else ""))
         if mcfg.band_init != "mean" and not (pre or mcfg.weights):
+            why = ("with train.init_from, bands new to that checkpoint start at zero (its outputs stay the same)"
+                   if tcfg.init_from else "this model starts from scratch (set model.pretrained or model.weights, "
+                   "or drop band_init)")
             log(f"Warning: model.band_init {mcfg.band_init!r} has no effect: it sets how bands without a "
-                "pretrained counterpart start, and this model starts from scratch (set model.pretrained "
-                "or model.weights, or drop band_init).")
+                f"pretrained counterpart start, and {why}.")
     accum = tcfg.grad_accum
     train_ds = RandomWindows(scenes, tcfg.tile_size, tcfg.steps_per_epoch * tcfg.batch_size * accum, mean, std,
                              data.ignore_index, seed=tcfg.seed, augment=Augment(data.augment, data.ignore_index),
