@@ -259,11 +259,12 @@ def test_checkpoint_weights_missing(ckpt: Path, work: Path) -> None:
 
 # -- the output ------------------------------------------------------------------------------
 
-def test_output_folder_missing(ckpt: Path, work: Path) -> None:
+def test_output_folder_that_cannot_be_created(ckpt: Path, work: Path) -> None:
+    # a missing folder is created (issue 14; tests/test_fixes_training.py), one under a file cannot be
     scene = make_scene(work / "s.tif")
-    res = cli("predict", scene, "-k", ckpt, "--out", work / "missing" / "mask.tif")
-    assert_clean_error(res, "missing", "does not exist")
-    assert not (work / "missing").exists()
+    (work / "afile").write_text("not a folder")
+    res = cli("predict", scene, "-k", ckpt, "--out", work / "afile" / "sub" / "mask.tif")
+    assert_clean_error(res, "afile", "Cannot create folder")
 
 
 def test_output_exists_is_not_overwritten(ckpt: Path, work: Path) -> None:
