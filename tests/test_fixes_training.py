@@ -421,3 +421,15 @@ def test_a_truncated_scene_names_gdals_reason_not_a_previous_exception(tmp_path:
     assert "previous exception" not in res.output
     assert "cut.tif" in res.output and "TIFFReadEncodedTile" in res.output
     assert len(res.output.strip().splitlines()) <= 2  # the one-line summary of the run, then the error
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a torch file"])
+def test_resume_with_an_empty_or_foreign_train_state_is_one_line(tmp_path: Path, content: bytes) -> None:
+    from rs_vit.errors import CheckpointError
+    from rs_vit.train.resume import STATE_FILE, load_train_state
+
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / STATE_FILE).write_bytes(content)
+    with pytest.raises(CheckpointError, match="empty|not a weights file") as ei:
+        load_train_state(tmp_path)
+    assert STATE_FILE in str(ei.value) and "IndexError" not in str(ei.value)

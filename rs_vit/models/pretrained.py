@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rs_vit.errors import ModelError
+from rs_vit.errors import ModelError, RsVitError
 from rs_vit.io.bands import RGB
 from rs_vit.models.adapt import AdaptReport, load_adapted
 
@@ -60,19 +60,31 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelError(f"{p}: cannot be read as safetensors ({exc}).") from None
     elif p.suffix in WEIGHT_SUFFIXES:
-        try:
-            with warnings.catch_warnings():  # torch's own warnings would precede the one-line message
-                warnings.simplefilter("ignore")
-                obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad/unsafe files
-            raise _torch_load_failure(p, exc) from None
+        obj = torch_load_safely(p)
     else:
         raise ModelError(f"{p}: unknown weights format {p.suffix!r}; use one of {', '.join(WEIGHT_SUFFIXES)}.")
     state = clean_state_dict(obj, str(p))
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def _torch_load_failure(p: Path, exc: BaseException) -> ModelError:
+def torch_load_safely(path: str | Path, *, error: type[RsVitError] = ModelError) -> object:
+    """``torch.load(path, weights_only=True)`` (no pickled code runs), failing in one line.
+
+    Raises:
+        error: the file is empty, not a torch file, truncated, or holds pickled code (refused).
+    """
+    p = Path(path)
+    if p.stat().st_size == 0:
+        raise error(f"{p}: is empty (0 bytes), not a weights file; re-download or re-export it.")
+    try:
+        with warnings.catch_warnings():  # torch's own warnings would precede the one-line message
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad/unsafe files
+        raise _torch_load_failure(p, exc, error) from None
+
+
+def _torch_load_failure(p: Path, exc: BaseException, error: type[RsVitError] = ModelError) -> RsVitError:
     """Why ``torch.load(p, weights_only=True)`` failed, in the user's terms.
 
     torch's own messages mislead here: a refused pickle advises ``weights_only=False`` (which would
@@ -82,7 +94,7 @@ def _torch_load_failure(p: Path, exc: BaseException) -> ModelError:
     blocked = re.search(r"unsupported GLOBAL (\S+)", text) or re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if "Weights only load failed" in text or blocked:
         what = f" ({blocked.group(1)})" if blocked else ""
-        return ModelError(
+        return error(
             f"{p}: refused, it cannot be loaded safely: the file contains pickled code{what}, which rs-vit "
             "never runs. If you trust its source, re-save its state dict as .safetensors "
             "(safetensors.torch.save_file) and pass that."
@@ -90,12 +102,12 @@ def _torch_load_failure(p: Path, exc: BaseException) -> ModelError:
     with open(p, "rb") as fh:
         head = fh.read(8)
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch zip / protocol-2+ pickle
-        return ModelError(
+        return error(
             f"{p}: is not a weights file (it starts with {head!r}, not a PyTorch archive or pickle); "
             "give a .safetensors file or a state dict saved with torch.save."
         )
     detail = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return ModelError(
+    return error(
         f"{p}: is truncated, corrupt or not a weights file ({type(exc).__name__}: {detail}); "
         "re-download it, or give a .safetensors file or a state dict saved with torch.save."
     )

@@ -74,10 +74,9 @@ def load_train_state(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir}: has no last/{STATE_FILE}, so it cannot be resumed; give the run directory "
             "of an rs-vit training run that finished at least one epoch."
         )
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors of several kinds
-        raise CheckpointError(f"{p}: cannot be read safely ({str(exc).splitlines()[0]}); it is corrupt.") from None
+    from rs_vit.models.pretrained import torch_load_safely
+
+    state = torch_load_safely(p, error=CheckpointError)  # empty, truncated, or holding code: one line
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise CheckpointError(f"{p}: unknown training-state version; resume with the rs-vit that wrote it.")
     return state
