@@ -207,3 +207,22 @@ def test_continue_from_weights_domain_adaptive(paths: dict[str, Path], tmp_path:
     b = load_file(str(second.encoder_checkpoint / "model.safetensors"))
     # started from the first run's encoder (a 1e-12 learning rate leaves it where it was)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_continue_from_imagenet_offline_cache(paths: dict[str, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--pretrained imagenet goes through timm's own download (an offline hub cache holding
+    generated weights under the published names) before the encoder is wrapped."""
+    from hub_cache import add_timm, use_hub_cache
+
+    source = add_timm(tmp_path / "hub", "vit_tiny_patch16_224")
+    use_hub_cache(monkeypatch, tmp_path / "hub")
+    cfg = pretrain_config(paths, tmp_path / "p", "setr_naive_vit_tiny", steps_per_epoch=1, lr=1e-12,
+                          warmup_steps=0)
+    cfg.model.pretrained = "imagenet"
+    lines: list[str] = []
+    res = pretrain(cfg, log=lines.append, progress=False)
+    assert any("from pretrained imagenet" in line and "loaded" in line for line in lines), lines
+    enc = load_file(str(res.encoder_checkpoint / "model.safetensors"))
+    for k in ("blocks.0.attn.qkv.weight", "blocks.11.mlp.fc2.weight", "cls_token"):
+        assert torch.allclose(enc[f"encoder.model.{k}"].float(), source[k].float(), atol=1e-6), k
