@@ -15,8 +15,8 @@ in the PyTorch engine; everything needed to do them is stored in the file's ``me
 (key ``rs_vit``, a JSON document; plus a few flat keys) and in a JSON sidecar
 ``<model>.onnx.json`` beside it, so an exported file is as self-describing as a checkpoint.
 
-Options: ``fp16`` (weights and activations in float16, float32 inputs and outputs; for GPU
-providers: ONNX Runtime's CPU provider lacks most float16 kernels) and ``quantize="int8"``
+Options: ``fp16`` (weights and activations in float16, float32 inputs and outputs; meant for GPU
+providers, though ONNX Runtime's CPU provider runs it too) and ``quantize="int8"``
 (ONNX Runtime dynamic quantisation of MatMul/Gemm weights to int8; activations are quantised on
 the fly; convolutions stay float32). Each export is checked against PyTorch with ONNX Runtime
 (probabilities, at the export tile and, for dynamic exports, a second tile size).
