@@ -31,6 +31,7 @@ from torch import nn
 
 from rs_vit.errors import ModelError, suggest
 from rs_vit.io.bands import normalize_name
+from rs_vit.models.files import read_tensor_file
 
 #: Centre wavelengths (µm) of rs-vit's canonical band names (Sentinel-2A MSI where the name is a
 #: Sentinel-2 band; Landsat 8/9 OLI/TIRS for pan, lwir11, lwir12). Used by wavelength-conditioned
@@ -500,22 +501,7 @@ def read_file(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"Weights file {p} does not exist; give the downloaded weights file.")
-    if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            obj: object = load_file(str(p))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"{p}: cannot be read as safetensors ({exc}).") from None
-    else:
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad/unsafe files
-            raise ModelError(
-                f"{p}: cannot be loaded safely ({str(exc).splitlines()[0]}); only plain state dicts "
-                "are accepted (load it in a trusted session and save its state dict as .safetensors)."
-            ) from None
+    obj = read_tensor_file(p)
     return unwrap(obj, str(p))
 
 

@@ -74,7 +74,7 @@ def load_train_state(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir}: has no last/{STATE_FILE}, so it cannot be resumed; give the run directory "
             "of an rs-vit training run that finished at least one epoch."
         )
-    from rs_vit.models.pretrained import torch_load_safely
+    from rs_vit.models.files import torch_load_safely
 
     state = torch_load_safely(p, error=CheckpointError)  # empty, truncated, or holding code: one line
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
