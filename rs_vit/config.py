@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, PlainValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rs_vit.errors import ConfigError, suggest
 
@@ -30,6 +30,18 @@ def _absolute(p: Path) -> Path:
 
 #: An input file or folder; stored absolute (see :func:`_absolute`).
 InputPath = Annotated[Path, AfterValidator(_absolute)]
+
+
+def _image_ref(v: Any) -> Path | str | list[Path | str]:
+    """A scene's image: URLs and GDAL ``/vsi…/`` paths stay text (a Path would fold ``https://``),
+    local paths become absolute paths; a list holds per-band files. Accepts text or paths, so a
+    config survives a JSON round trip (``RunConfig.model_validate_json(cfg.model_dump_json())``)."""
+    if isinstance(v, (list, tuple)):
+        return [_image_ref(x) for x in v]  # type: ignore[misc]
+    if not isinstance(v, (str, os.PathLike)):
+        raise ValueError(f"expected a path, a URL or a list of them, got {type(v).__name__}")
+    s = os.fspath(v)
+    return s if "://" in s or s.startswith("/vsi") else _absolute(Path(s))
 
 
 class _Section(BaseModel):
@@ -52,7 +64,7 @@ class ClassDef(_Section):
 class SceneDef(_Section):
     """One training scene and its labels."""
 
-    image: InputPath | str | list[InputPath | str] = Field(
+    image: Annotated[Path | str | list[Path | str], PlainValidator(_image_ref)] = Field(
         description="a raster, a folder or list of per-band files, a SAFE folder, a STAC item, or a URL "
         "(https://, /vsicurl/, s3://); see docs/sources.md"
     )
@@ -65,14 +77,6 @@ class SceneDef(_Section):
         "auto", description="use the whole scene for training or validation, or split it spatially"
     )
 
-    @field_validator("image", mode="before")
-    @classmethod
-    def _image(cls, v: Any) -> Any:
-        """URLs and GDAL ``/vsi…/`` paths stay text (a Path would fold ``https://``); local paths are paths."""
-        if isinstance(v, (list, tuple)):
-            return [cls._image(x) for x in v]
-        s = str(v)
-        return s if "://" in s or s.startswith("/vsi") else Path(s)
 
 
 class AugmentConfig(_Section):
