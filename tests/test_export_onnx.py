@@ -54,11 +54,15 @@ def _max_prob_diff(checkpoint: Path, onnx_path: Path, sizes: list[int], batches=
         for b in batches:
             x = torch.randn(b, spec.in_channels, s, s, generator=g)
             with torch.no_grad():
-                ref = torch.softmax(model(x), 1)
-            got = torch.softmax(onnx_model(x), 1)
-            assert got.shape == ref.shape == (b, spec.num_classes, s, s)
-            assert ref.std(dim=(0, 2, 3)).max() > 1e-3, "degenerate output: the comparison would prove nothing"
-            out[(s, b)] = float((got - ref).abs().max())
+                ref_logits = model(x)
+            got_logits = onnx_model(x)
+            assert got_logits.shape == ref_logits.shape == (b, spec.num_classes, s, s)
+            # the logits vary over the tile, and agree to 1e-3 of that spread (random weights can
+            # make nearly flat probabilities, which alone would prove little)
+            spread = float(ref_logits.std(dim=(0, 2, 3)).max())
+            assert spread > 1e-4, "constant output: the comparison would prove nothing"
+            assert float((got_logits - ref_logits).abs().max()) <= 1e-3 * spread + 1e-5, (s, b, spread)
+            out[(s, b)] = float((torch.softmax(got_logits, 1) - torch.softmax(ref_logits, 1)).abs().max())
     return out
 
 

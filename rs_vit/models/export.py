@@ -266,6 +266,12 @@ def _int8(model_bytes: bytes, workdir: Path) -> bytes:
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
     finally:
         logging.disable(logging.NOTSET)
+    import onnx
+
+    if not any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm")
+               for n in onnx.load(str(dst), load_external_data=False).graph.node):
+        raise ConfigError("--quantize int8 found no MatMul/Gemm layer to quantise (a convolutional model): the "
+                          "result would be the float32 graph; use the float32 export.")
     return dst.read_bytes()
 
 
