@@ -17,9 +17,10 @@ the training cells are read strip by strip), so memory is bounded whatever the s
 tensor file). :func:`load_baseline` reads only these arrays and JSON (no code runs), checks the
 format tag, the hash and every index (children and features in range), and predicts with its own
 tree walk: scikit-learn's compiled ``Tree.apply`` on trees rebuilt from those arrays when
-scikit-learn is installed (up to 4× faster than NumPy in the measurements of docs/training.md), else a vectorised NumPy walk, so prediction does not
-need scikit-learn at all; both give the leaves, and so the probabilities, scikit-learn gives (tested). The hash check catches truncated or edited files; the
-safety comes from the format itself.
+scikit-learn is installed (up to 4× faster than NumPy in the measurements of docs/training.md),
+else a vectorised NumPy walk, so prediction does not need scikit-learn at all; both give the
+leaves, and so the probabilities, scikit-learn gives (tested). The hash check catches truncated
+or edited files; the safety comes from the format itself.
 
 :func:`predict_baseline_scene` writes a georeferenced, nodata-aware class mask strip by strip
 (bounded memory) with the same atomic writer as ``rs-vit predict``; :func:`evaluate_baseline`
