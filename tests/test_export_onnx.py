@@ -41,8 +41,9 @@ def _checkpoint(name: str, folder: Path, tile: int, *, classes: int = 3, seed: i
     return save_checkpoint(folder / name, model, spec)
 
 
-def _max_prob_diff(checkpoint: Path, onnx_path: Path, sizes: list[int], batches=(1, 3)) -> dict:
-    """Max. abs. probability difference, ORT vs PyTorch (float32), per (tile, batch)."""
+def _max_prob_diff(checkpoint: Path, onnx_path: Path, sizes: list[int], batches=(1, 3), *, exact: bool = True) -> dict:
+    """Max. abs. probability difference, ORT vs PyTorch (float32), per (tile, batch); ``exact``:
+    the logits must also agree to 1e-3 of their spread (float32 graphs)."""
     from rs_vit.infer.onnx_backend import load_onnx_model
     from rs_vit.models.checkpoint import load_model
 
@@ -61,7 +62,8 @@ def _max_prob_diff(checkpoint: Path, onnx_path: Path, sizes: list[int], batches=
             # make nearly flat probabilities, which alone would prove little)
             spread = float(ref_logits.std(dim=(0, 2, 3)).max())
             assert spread > 1e-4, "constant output: the comparison would prove nothing"
-            assert float((got_logits - ref_logits).abs().max()) <= 1e-3 * spread + 1e-5, (s, b, spread)
+            if exact:
+                assert float((got_logits - ref_logits).abs().max()) <= 1e-3 * spread + 1e-5, (s, b, spread)
             out[(s, b)] = float((torch.softmax(got_logits, 1) - torch.softmax(ref_logits, 1)).abs().max())
     return out
 
@@ -202,7 +204,7 @@ def test_int8_and_fp16_conversions_of_an_export(segformer) -> None:
     assert read_onnx_spec(r.path).extra["onnx"]["precision"] == "int8"
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in onnx.load(str(r.path)).graph.node)
     assert r.size_bytes < onnx_path.stat().st_size
-    diffs = _max_prob_diff(ck, r.path, [64])
+    diffs = _max_prob_diff(ck, r.path, [64], exact=False)
     assert max(diffs.values()) < 0.2  # quantised: close, not equal (measured in docs/deployment.md)
     assert all(c["argmax_agreement"] > 0.9 for c in r.checks)
     h = export_onnx(onnx_path, tmp / "fp16.onnx", fp16=True)
