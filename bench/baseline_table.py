@@ -39,7 +39,8 @@ def table(folder: Path) -> list[str]:
     classes = list(rows[0]["per_class_iou"]) if rows else []
     out = [f"| model | seeds | mIoU | {' | '.join(f'IoU {c}' for c in classes)} | boundary F1 | fit / train s | predict s |",
            "|---|---|---|" + "---|" * len(classes) + "---|---|---|"]
-    for key in sorted(groups, key=lambda k: (not k.startswith("baseline"), k)):
+    order = {"baseline:random_forest": 0}
+    for key in sorted(groups, key=lambda k: (not k.startswith("baseline"), order.get(k, 1), k)):
         g = groups[key]
         seeds = ",".join(str(r["seed"]) for r in sorted(g, key=lambda r: r["seed"]))
         per = [_ms([r["per_class_iou"][c] for r in g if r["per_class_iou"].get(c) is not None]) for c in classes]

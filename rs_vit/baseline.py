@@ -303,7 +303,7 @@ class PixelClassifier:
                 for k in range(len(self.base_score)):
                     raw[k] += vals[self.tree_class == k].sum(0, dtype=np.float64)
                 if len(self.base_score) == 1:  # binary: sigmoid of the positive class's score
-                    p1 = 1.0 / (1.0 + np.exp(-raw[0]))
+                    p1 = 0.5 * (1.0 + np.tanh(0.5 * raw[0]))  # the logistic function, without overflow
                     p = np.stack([1.0 - p1, p1], 1)
                 else:
                     raw -= raw.max(0, keepdims=True)
