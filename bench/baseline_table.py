@@ -31,10 +31,10 @@ def table(folder: Path) -> list[str]:
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("cells/*/result.json"))]
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        key = str(r["model"]) + ("" if r.get("overlap") is None else "")
+        key = str(r["model"])
         run = r.get("run", "")
         if "distill_head=" in run:
-            key += " (" + run.split("-ov")[0] + ")"
+            key += " (distill_head=" + run.split("distill_head=")[1].split("-")[0] + ")"
         groups.setdefault(key, []).append(r)
     classes = list(rows[0]["per_class_iou"]) if rows else []
     out = [f"| model | seeds | mIoU | {' | '.join(f'IoU {c}' for c in classes)} | boundary F1 | fit / train s | predict s |",
