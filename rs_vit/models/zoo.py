@@ -192,10 +192,14 @@ _DEITS = {"tiny": "deit_tiny_patch16_224", "small_distilled": "deit_small_distil
 for _size, _deit in _DEITS.items():
     _reg_timm(f"setr_pup_deit_{_size}", _setr("pup"), _deit, family="deit",
               source=f"SETR-PUP head + timm {_deit} (Touvron et al. 2021)",
-              doc=f"SETR-PUP on DeiT-{_size}/16 (distillation token dropped from the features).")
+              doc=f"SETR-PUP on DeiT-{_size}/16" + (
+                  " (distillation token: a second head with model kwarg distill_head)." if "distilled" in _size
+                  else "."))
     _reg_timm(f"segmenter_deit_{_size}", _segmenter, _deit, family="deit",
               source=f"Segmenter mask transformer + timm {_deit} (Touvron et al. 2021)",
-              doc=f"Segmenter on DeiT-{_size}/16.")
+              doc=f"Segmenter on DeiT-{_size}/16" + (
+                  " (distillation token: a second head with model kwarg distill_head)." if "distilled" in _size
+                  else "."))
 
 for _mixer, _pre in (("s16", ()), ("b16", IMAGENET)):
     _reg_timm(f"setr_pup_mixer_{_mixer}", _setr("pup"), f"mixer_{_mixer}_224", family="mixer",
