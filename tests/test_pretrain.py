@@ -226,3 +226,23 @@ def test_continue_from_imagenet_offline_cache(paths: dict[str, Path], tmp_path: 
     enc = load_file(str(res.encoder_checkpoint / "model.safetensors"))
     for k in ("blocks.0.attn.qkv.weight", "blocks.11.mlp.fc2.weight", "cls_token"):
         assert torch.allclose(enc[f"encoder.model.{k}"].float(), source[k].float(), atol=1e-6), k
+
+
+def test_torchrun_two_processes(paths: dict[str, Path], tmp_path: Path) -> None:
+    """DDP under torchrun (gloo on the CPU): both ranks finish, rank 0 writes one run."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rs_vit",
+         "pretrain", "--image", str(paths["image"]), "--model", "setr_naive_vit_tiny", "--epochs", "1",
+         "--steps-per-epoch", "2", "--batch-size", "4", "--tile-size", "32", "--precision", "bf16",
+         "-o", str(out), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "2 processes" in proc.stdout and proc.stdout.count("Encoder checkpoint") == 1
+    assert len(list(csv.DictReader(open(out / "metrics.csv")))) == 1
+    assert (out / "encoder" / "model.safetensors").is_file()
