@@ -231,18 +231,25 @@ def test_continue_from_imagenet_offline_cache(paths: dict[str, Path], tmp_path: 
 def test_torchrun_two_processes(paths: dict[str, Path], tmp_path: Path) -> None:
     """DDP under torchrun (gloo on the CPU): both ranks finish, rank 0 writes one run."""
     import os
+    import signal
     import subprocess
     import sys
 
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rs_vit",
-         "pretrain", "--image", str(paths["image"]), "--model", "setr_naive_vit_tiny", "--epochs", "1",
-         "--steps-per-epoch", "2", "--batch-size", "4", "--tile-size", "32", "--precision", "bf16",
-         "-o", str(out), "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "2 processes" in proc.stdout and proc.stdout.count("Encoder checkpoint") == 1
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "rs_vit",
+           "pretrain", "--image", str(paths["image"]), "--model", "setr_naive_vit_tiny", "--epochs", "1",
+           "--steps-per-epoch", "2", "--batch-size", "4", "--tile-size", "32", "--precision", "bf16",
+           "-o", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # its own process group: a hang is cleaned up whole
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("rs-vit pretrain under torchrun did not finish in 120 s")
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert "2 processes" in stdout and stdout.count("Encoder checkpoint") == 1
     assert len(list(csv.DictReader(open(out / "metrics.csv")))) == 1
     assert (out / "encoder" / "model.safetensors").is_file()
