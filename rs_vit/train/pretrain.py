@@ -258,6 +258,9 @@ def pretrain(config: PretrainRunConfig, *, log: Callable[[str], None] = print, p
     for epoch in range(start, tcfg.epochs + 1):
         net.train()
         ds.set_epoch(epoch)
+        # masks from their own generator, seeded per (seed, epoch, rank): ranks draw different masks
+        # and a resumed run draws the same ones as an uninterrupted run
+        mask_gen = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + epoch * 1_009 + dist_info.rank)
         t0 = time.perf_counter()
         loss_sum, seen = 0.0, 0
         with Progress(TextColumn(f"pretrain {epoch}/{tcfg.epochs}"), BarColumn(),
@@ -273,7 +276,7 @@ def pretrain(config: PretrainRunConfig, *, log: Callable[[str], None] = print, p
                 sync = net.no_sync() if (dist_info.distributed and not last_micro) else nullcontext()
                 with sync:
                     with autocast(device, dtype):
-                        loss = net(x, valid).loss
+                        loss = net(x, valid, generator=mask_gen).loss
                     if not torch.isfinite(loss):
                         raise RuntimeError(f"Pretraining loss became {loss.item()} at epoch {epoch}, batch {i + 1}; "
                                            "lower --lr or use --precision fp32.")
