@@ -23,6 +23,7 @@ def _pair(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
     bn.weight.data.normal_()
     bn.bias.data.normal_()
     stock = smp.Segformer(encoder_name="mit_b0", encoder_weights=None, in_channels=4, classes=3)
+    stock.encoder.reset_drop_path(0.0)  # rs-vit honours drop_path_rate (0 here); smp's default is 0 -> 0.1
     stock.load_state_dict(ours.state_dict())
     return stock.eval(), ours.eval()
 
