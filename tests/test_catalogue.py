@@ -306,6 +306,7 @@ def _torchvision_swinv2_t() -> nn.Module:
     return tv.eval()
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", ["satlas_s2_swinv2t_si_ms", "satlas_s2_swinv2t_mi_ms"])
 def test_satlas_swin_v2_converts_from_torchvision_and_computes_the_same(
         name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -370,7 +371,7 @@ class _PrithviRef(nn.Module):
         return self.norm(x)
 
 
-@pytest.mark.parametrize("name", ["prithvi_eo_v2_300m", "prithvi_eo_v2_300m_tl"])
+@pytest.mark.parametrize("name", ["prithvi_eo_v2_300m", pytest.param("prithvi_eo_v2_300m_tl", marks=pytest.mark.heavy)])
 def test_prithvi_layout_converts_and_computes_the_same(name: str, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     real = C.get_weights(name)

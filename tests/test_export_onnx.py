@@ -230,8 +230,9 @@ FAMILIES = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "sizes"), FAMILIES, ids=[f for f, _ in FAMILIES])
+@pytest.mark.parametrize(("name", "sizes"), [
+    pytest.param(n, z, marks=() if n == "setr_naive_vit_tiny" else pytest.mark.heavy) for n, z in FAMILIES
+], ids=[f for f, _ in FAMILIES])
 def test_family_onnx_equals_pytorch(name, sizes, tmp_path) -> None:
     """One dynamic export per family, checked at two tile sizes and batch sizes 1 and 3."""
     from rs_vit.models.export import export_onnx
@@ -244,7 +245,7 @@ def test_family_onnx_equals_pytorch(name, sizes, tmp_path) -> None:
     assert max(diffs.values()) <= TOL, diffs
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_swin_exports_one_tile_per_file(tmp_path) -> None:
     """Swin pads to whole windows in Python: its exports are fixed-size, one per tile size."""
     from rs_vit.infer.onnx_backend import load_onnx_model
@@ -265,7 +266,7 @@ def test_swin_exports_one_tile_per_file(tmp_path) -> None:
 
 # -- real weights ----------------------------------------------------------------------------
 
-@pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.real_data
 def test_ukis_csmask_import_export_predict(shared_data, tmp_path) -> None:
     """The real ukis-csmask cloud model: import -> export -> predict the Sen1Floods11 chip with

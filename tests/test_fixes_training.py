@@ -146,7 +146,7 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     assert not unused, f"{name}: {len(unused)} parameters get no gradient, e.g. {unused[:4]}"
 
 
-@pytest.mark.parametrize("name", ["setr_naive_vit_tiny", pytest.param("dpt_vit_tiny", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["setr_naive_vit_tiny", pytest.param("dpt_vit_tiny", marks=pytest.mark.heavy)])
 def test_two_gloo_processes_train_setr_and_dpt(tmp_path: Path, name: str) -> None:
     """A real 2-process run (the gradient test above is the cheap check for the whole registry)."""
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
