@@ -529,26 +529,12 @@ class PixelSample:
 
 
 def _load_training_scenes(config: Any) -> tuple[list[Any], list[str]]:
-    """The scenes of a training config, loaded as ``rs-vit train`` loads them (same split)."""
-    from rs_vit.data.scenes import load_scene
-    from rs_vit.train.loop import chip_scene_defs
+    """The scenes of a training config, loaded and split exactly as ``rs-vit train`` loads them."""
+    from rs_vit.train.loop import load_training_scenes
 
-    data, tcfg = config.data, config.train
-    defs = list(data.scenes)
-    if data.chips is not None:
-        defs += chip_scene_defs(Path(data.chips), data.val_fraction, tcfg.seed)
-    if not defs:
-        raise ConfigError("data.scenes is empty; give at least one scene with labels (--image/--labels) "
-                          "or a chip folder (--chips).")
-    if len(data.classes) < 2:
+    if len(config.data.classes) < 2:
         raise ConfigError("data.classes must declare at least two classes (e.g. --classes classes.yaml).")
-    scenes, bands = [], None
-    for sd in defs:
-        s = load_scene(sd, data, bands, tile=tcfg.tile_size, seed=tcfg.seed)
-        bands = bands or s.info.band_names
-        scenes.append(s)
-    assert bands is not None
-    return scenes, list(bands)
+    return load_training_scenes(config)
 
 
 def _strips(r0: int, r1: int, c0: int, c1: int, max_pixels: int = 1_000_000) -> list[tuple[int, int]]:

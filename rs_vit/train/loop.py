@@ -172,7 +172,12 @@ class _Logger:
             self.tb.close()
 
 
-def _load_scenes(config: RunConfig) -> tuple[list[LabeledScene], list[str]]:
+def load_training_scenes(config: RunConfig) -> tuple[list[LabeledScene], list[str]]:
+    """The labelled scenes of a run (and chip folders), split as training splits them, and their bands.
+
+    Raises:
+        ConfigError: no scene, or no training or no validation area.
+    """
     data, tcfg = config.data, config.train
     defs = list(data.scenes)
     if data.chips is not None:
@@ -282,7 +287,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
         check_run_dir(run_dir, tcfg.overwrite)  # fail before any work; create only once data are valid
 
     # -- data ----------------------------------------------------------------------------------
-    scenes, bands = _load_scenes(config)
+    scenes, bands = load_training_scenes(config)
     mean, std = training_stats(scenes, data.stats_samples, tcfg.seed)
     stats_note = ""
     if tcfg.init_from:  # a pretrained encoder (`rs-vit pretrain`) brings its own normalisation
