@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -143,14 +142,6 @@ def _one_line(msg: str, limit: int = 1000) -> str:
 
 def echo(msg: str) -> None:
     typer.echo(msg)
-
-
-def err(msg: str) -> None:
-    typer.echo(msg, err=True)
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()
 
 
 def _usage_error_one_line(exc: click.ClickException) -> None:

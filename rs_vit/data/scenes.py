@@ -70,17 +70,6 @@ class LabeledScene:
     def cached(self) -> bool:
         return self.image is not None
 
-    # Back-compatible view of the skeleton's row split (first train/val cells' rows).
-    @property
-    def train_rows(self) -> tuple[int, int]:
-        cells = self.split.cells(TRAIN)
-        return (min(c[0] for c in cells), max(c[1] for c in cells)) if cells else (0, 0)
-
-    @property
-    def val_rows(self) -> tuple[int, int]:
-        cells = self.split.cells(VAL)
-        return (min(c[0] for c in cells), max(c[1] for c in cells)) if cells else (0, 0)
-
     def _src(self, path: Path) -> Any:
         key = (os.getpid(), str(path))  # one handle per process (DataLoader workers fork)
         if key not in self._handles:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,16 +60,6 @@ class BandStats:
             return mean, std
         std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
         return mean, std
-
-
-def band_stats(
-    arrays: Iterable[tuple[np.ndarray, np.ndarray]], bands: int, source: str = "training data"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std per band over ``(array, valid_mask)`` pairs."""
-    acc = BandStats(bands)
-    for arr, valid in arrays:
-        acc.update(arr, valid)
-    return acc.result(source)
 
 
 def training_stats(scenes: Sequence[LabeledScene], samples: int = 2_000_000, seed: int = 0,

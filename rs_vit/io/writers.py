@@ -111,13 +111,6 @@ class RasterSink:
                 if self.cog:
                     _cleanup(stage)
 
-    @property
-    def staged_path(self) -> Path:
-        """The temporary file being written (readable after the rows are complete)."""
-        if self._dst is None:
-            raise RuntimeError("RasterSink is not open")
-        return Path(self._dst.name)
-
     def write(self, row0: int, data: np.ndarray) -> None:
         """Write ``data`` (``(count, n, width)`` or ``(n, width)``) at scene row ``row0``."""
         assert self._dst is not None, "RasterSink.write outside open()"
