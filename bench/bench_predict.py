@@ -160,7 +160,7 @@ def child_predict(a: dict[str, Any]) -> dict[str, Any]:
     import rasterio
 
     from rs_vit.infer.engine import predict_scene
-    from rs_vit.infer.grid import make_grid
+    from rs_vit.io.windows import make_grid
     from rs_vit.infer.reader import UnitReader
     from rs_vit.io.bands import match_bands
     from rs_vit.io.raster import scene_info
@@ -196,7 +196,7 @@ def child_pure(a: dict[str, Any]) -> dict[str, Any]:
     import torch
     from rasterio.windows import Window
 
-    from rs_vit.infer.grid import make_grid
+    from rs_vit.io.windows import make_grid
     from rs_vit.io.bands import match_bands
     from rs_vit.io.raster import scene_info
 

@@ -14,7 +14,7 @@ from rs_vit.errors import BandMismatchError, InputError, OutputError
 from rs_vit.infer import tta
 from rs_vit.infer.blend import BLENDS, blend_profile
 from rs_vit.infer.engine import SlidingWindowPredictor, argmax_classes, predict_scene
-from rs_vit.infer.grid import make_grid
+from rs_vit.io.windows import make_grid
 
 
 def _predict(tmp_path: Path, scene: Path, model: torch.nn.Module, spec, name: str = "out.tif", **kw):

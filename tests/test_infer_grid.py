@@ -7,7 +7,8 @@ import pytest
 
 from rs_vit.errors import ConfigError, ModelError
 from rs_vit.infer.blend import BLENDS, FLOOR, blend_profile, blend_weights
-from rs_vit.infer.grid import check_tile, count_windows, make_grid, overlap_pixels, window_starts
+from rs_vit.io.windows import count_windows, make_grid, overlap_pixels, window_starts
+from rs_vit.models.registry import check_tile
 
 
 @pytest.mark.parametrize("h,w,tile,overlap", [
@@ -89,3 +90,13 @@ def test_blend_weights_positive_floor_and_symmetric(kind: str) -> None:
 def test_unknown_blend() -> None:
     with pytest.raises(ConfigError, match="hann"):
         blend_profile(32, "cosine")
+
+
+def test_old_infer_grid_names_still_import() -> None:
+    """``rs_vit.infer.grid`` re-exports the moved names for one release (docs/changelog.md)."""
+    from rs_vit.infer import grid
+
+    assert (grid.make_grid, grid.count_windows, grid.overlap_pixels, grid.window_starts, grid.check_tile) == (
+        make_grid, count_windows, overlap_pixels, window_starts, check_tile)
+    with pytest.raises(AttributeError):
+        grid.no_such_name  # noqa: B018

@@ -11,7 +11,7 @@ import rasterio
 import rasterio.transform
 from rasterio.windows import Window
 
-from rs_vit.infer.grid import make_grid
+from rs_vit.io.windows import make_grid
 from rs_vit.infer.reader import UnitReader
 from tests._helpers_infer import make_scene
 

@@ -59,7 +59,8 @@ def predict_cmd(
     from rs_vit.errors import ConfigError, InputError, OutputError
     from rs_vit.infer.blend import BLENDS
     from rs_vit.infer.engine import DEFAULT_BLEND, DEFAULT_OVERLAP, PROB_DTYPES, SlidingWindowPredictor, predict_scene
-    from rs_vit.infer.grid import check_tile, overlap_pixels
+    from rs_vit.io.windows import overlap_pixels
+    from rs_vit.models.registry import check_tile
     from rs_vit.infer.progress import rich_progress
     from rs_vit.infer.shard import current_rank, rank_device, shard
     from rs_vit.infer.tta import transforms

@@ -13,7 +13,7 @@ from rasterio.windows import transform as window_transform
 from rs_vit.config import DataConfig, SceneDef
 from rs_vit.data.scenes import load_scene
 from rs_vit.errors import OutputError
-from rs_vit.infer.grid import window_starts
+from rs_vit.io.windows import window_starts
 
 
 def export_chips(scene: SceneDef, data: DataConfig, out_dir: str | Path, *, tile: int = 256,

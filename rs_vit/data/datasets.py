@@ -18,7 +18,7 @@ from rs_vit.data.augment import Augment
 from rs_vit.data.scenes import LabeledScene
 from rs_vit.data.split import TRAIN, VAL
 from rs_vit.errors import ConfigError
-from rs_vit.infer.grid import overlap_pixels, window_starts
+from rs_vit.io.windows import overlap_pixels, window_starts
 from rs_vit.io.raster import normalize
 
 

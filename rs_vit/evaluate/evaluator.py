@@ -371,7 +371,7 @@ def evaluate_checkpoint(
     """
     from rs_vit.config import RunConfig, load_config
     from rs_vit.infer.engine import DEFAULT_BLEND, DEFAULT_OVERLAP, SlidingWindowPredictor
-    from rs_vit.infer.grid import make_grid
+    from rs_vit.io.windows import make_grid
     from rs_vit.models.checkpoint import load_model
 
     if isinstance(config, RunConfig):

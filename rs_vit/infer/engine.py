@@ -29,13 +29,14 @@ from rs_vit.device import autocast, precision_name, resolve_device, resolve_prec
 from rs_vit.errors import ConfigError, InputError, error_detail
 from rs_vit.infer import tta as _tta
 from rs_vit.infer.blend import BLENDS, blend_profile
-from rs_vit.infer.grid import check_tile, count_windows, make_grid, overlap_pixels
 from rs_vit.infer.reader import UnitReader
 from rs_vit.io.atomic import check_output
 from rs_vit.io.bands import match_bands
 from rs_vit.io.raster import open_raster, scene_info
+from rs_vit.io.windows import count_windows, make_grid, overlap_pixels
 from rs_vit.io.writers import RasterSink, output_profile
 from rs_vit.models.checkpoint import ModelSpec, load_model
+from rs_vit.models.registry import check_tile
 
 #: Defaults chosen from the seam-quality benchmark (docs/benchmarks.md, "## Prediction").
 DEFAULT_OVERLAP = 0.25

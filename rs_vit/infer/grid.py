@@ -1,78 +1,21 @@
-"""The window grid: overlapping square windows covering every pixel of a scene."""
+"""Deprecated home of the window grid, kept as re-exports for one release.
+
+The window arithmetic now lives in :mod:`rs_vit.io.windows` and the tile rule in
+:mod:`rs_vit.models.registry` (``check_tile``); import them from there.
+"""
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
-from rs_vit.errors import ConfigError, ModelError
+from rs_vit.io.windows import count_windows, make_grid, overlap_pixels, window_starts
 
-
-def overlap_pixels(tile: int, overlap: float) -> int:
-    """Overlap given as a fraction of the tile (``0 <= overlap < 1``) or in pixels (``>= 1``).
-
-    Raises:
-        ConfigError: when the overlap is negative or leaves no stride.
-    """
-    if not math.isfinite(overlap) or overlap < 0:
-        raise ConfigError(f"--overlap must be a number >= 0 (a fraction below 1 or pixels), got {overlap}.")
-    px = int(round(overlap * tile)) if overlap < 1 else int(overlap)
-    if px >= tile:
-        raise ConfigError(
-            f"--overlap {overlap} leaves no stride for tile size {tile}; use a fraction below 1 "
-            f"or fewer than {tile} pixels."
-        )
-    return px
+__all__ = ["check_tile", "count_windows", "make_grid", "overlap_pixels", "window_starts"]
 
 
-def window_starts(length: int, tile: int, stride: int) -> list[int]:
-    """Start offsets along one axis: every ``stride`` pixels, the last one snapped so the final
-    window ends exactly at ``length``. A length shorter than the tile gives ``[0]`` (the window is
-    padded)."""
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, stride))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
+def __getattr__(name: str) -> Any:  # lazy: the registry imports torch
+    if name == "check_tile":
+        from rs_vit.models.registry import check_tile
 
-
-def make_grid(height: int, width: int, tile: int, overlap: float = 0.5) -> list[list[tuple[int, int]]]:
-    """Rows of ``(row_off, col_off)`` window origins covering a ``height × width`` scene."""
-    stride = tile - overlap_pixels(tile, overlap)
-    cols = window_starts(width, tile, stride)
-    return [[(r, c) for c in cols] for r in window_starts(height, tile, stride)]
-
-
-def count_windows(height: int, width: int, tile: int, overlap: float = 0.5) -> int:
-    """How many windows :func:`make_grid` places on a ``height × width`` scene."""
-    stride = tile - overlap_pixels(tile, overlap)
-    return len(window_starts(height, tile, stride)) * len(window_starts(width, tile, stride))
-
-
-def check_tile(model_name: str, tile: int, *, tile_multiple: int | None = None,
-               fixed_tile: int | None = None) -> None:
-    """Validate a tile size against a model.
-
-    Registered models are checked by the registry (multiple of the stride or patch size, or the
-    one fixed size). Models outside the registry (e.g. imported foreign weights) are checked
-    against ``tile_multiple`` / ``fixed_tile`` when given.
-
-    Raises:
-        ModelError: naming the nearest valid sizes.
-    """
-    from rs_vit.models.registry import _REGISTRY, _ensure_zoo, check_tile_size
-
-    _ensure_zoo()
-    if model_name in _REGISTRY:
-        check_tile_size(model_name, tile)
-        return
-    if fixed_tile is not None and tile != fixed_tile:
-        raise ModelError(f"Model {model_name} only accepts {fixed_tile}x{fixed_tile} tiles; got {tile}. "
-                         f"Use --tile-size {fixed_tile}.")
-    if tile < 1:
-        raise ModelError(f"Tile size must be positive, got {tile}.")
-    if tile_multiple and tile % tile_multiple:
-        below = (tile // tile_multiple) * tile_multiple
-        near = " or ".join(str(s) for s in (below, below + tile_multiple) if s > 0)
-        raise ModelError(f"Tile size {tile} is not valid for model {model_name}: it must be a multiple "
-                         f"of {tile_multiple}; the nearest valid sizes are {near}.")
+        return check_tile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,7 +57,7 @@ class UnitReader:
         indexes: 0-based band indexes to read, in model order.
         nodata: value marking invalid pixels when every band has it (NaN/inf are always invalid,
             and so are pixels the file's GDAL mask — alpha band, internal or ``.msk`` mask — masks).
-        grid: the window grid (:func:`rs_vit.infer.grid.make_grid`).
+        grid: the window grid (:func:`rs_vit.io.windows.make_grid`).
         tile: window size; windows are clipped to the scene (``h, w <= tile``).
         max_unit_width: widest unit in pixels (wider blocks are used as they are).
         unit_height: rows per unit when blocks are smaller (e.g. one-row strips).

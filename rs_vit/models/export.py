@@ -140,10 +140,9 @@ class _Logits(nn.Module):
 
 def _tile_rule(spec: ModelSpec) -> tuple[str, int, int | None]:
     """(family, tile multiple, fixed tile or None) of a checkpoint's model."""
-    from rs_vit.models.registry import _REGISTRY, _ensure_zoo
+    from rs_vit.models.registry import find_entry
 
-    _ensure_zoo()
-    entry = _REGISTRY.get(spec.name)
+    entry = find_entry(spec.name)
     family = entry.family if entry else str(spec.extra.get("family", "smp"))
     multiple = entry.tile_multiple if entry else int(spec.extra.get("tile_multiple") or 32)
     fixed = entry.fixed_tile if entry else spec.extra.get("fixed_tile")
@@ -313,7 +312,7 @@ def export_onnx(
     """
     import tempfile
 
-    from rs_vit.infer.grid import check_tile
+    from rs_vit.models.registry import check_tile
     from rs_vit.io.atomic import atomic_write_bytes, atomic_write_text, check_output
 
     onnx = _import_onnx()

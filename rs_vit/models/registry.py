@@ -132,6 +132,39 @@ def check_tile_size(name: str, tile: int) -> None:
         )
 
 
+def find_entry(name: str) -> ModelEntry | None:
+    """The registered entry of ``name``, or None for a model outside the registry (e.g. imported
+    foreign weights)."""
+    _ensure_zoo()
+    return _REGISTRY.get(name)
+
+
+def check_tile(model_name: str, tile: int, *, tile_multiple: int | None = None,
+               fixed_tile: int | None = None) -> None:
+    """Validate a tile size against a model.
+
+    Registered models are checked by the registry (multiple of the stride or patch size, or the
+    one fixed size). Models outside the registry (e.g. imported foreign weights) are checked
+    against ``tile_multiple`` / ``fixed_tile`` when given.
+
+    Raises:
+        ModelError: naming the nearest valid sizes.
+    """
+    if find_entry(model_name) is not None:
+        check_tile_size(model_name, tile)
+        return
+    if fixed_tile is not None and tile != fixed_tile:
+        raise ModelError(f"Model {model_name} only accepts {fixed_tile}x{fixed_tile} tiles; got {tile}. "
+                         f"Use --tile-size {fixed_tile}.")
+    if tile < 1:
+        raise ModelError(f"Tile size must be positive, got {tile}.")
+    if tile_multiple and tile % tile_multiple:
+        below = (tile // tile_multiple) * tile_multiple
+        near = " or ".join(str(s) for s in (below, below + tile_multiple) if s > 0)
+        raise ModelError(f"Tile size {tile} is not valid for model {model_name}: it must be a multiple "
+                         f"of {tile_multiple}; the nearest valid sizes are {near}.")
+
+
 def create_model(
     name: str,
     *,
