@@ -209,6 +209,30 @@ class DistillConfig(_Section):
     )
 
 
+#: The loss terms ``train.loss`` can combine (built by :mod:`rs_vit.train.losses`).
+LOSSES = ("ce", "dice", "focal", "lovasz")
+
+
+def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
+    """``"ce:1+dice:0.5"`` → ``[("ce", 1.0), ("dice", 0.5)]``; unknown names raise ConfigError."""
+    terms: list[tuple[str, float]] = []
+    for part in spec.replace(" ", "").lower().split("+"):
+        if not part:
+            raise ConfigError(f"train.loss {spec!r}: empty term; write e.g. 'ce+dice'.")
+        name, _, weight = part.partition(":")
+        if name not in LOSSES:
+            raise ConfigError(
+                f"train.loss {spec!r}: unknown loss {name!r}.{suggest(name, LOSSES)} "
+                f"Choose from {', '.join(LOSSES)} (combine with '+', weight with ':')."
+            )
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"train.loss {spec!r}: weight {weight!r} is not a number.") from None
+        terms.append((name, w))
+    return terms
+
+
 class TrainConfig(_Section):
     """The optimisation loop."""
 
@@ -272,8 +296,6 @@ class RunConfig(_Section):
                 f"train.class_weights has {len(self.train.class_weights)} values but "
                 f"{len(self.data.classes)} classes are declared"
             )
-        from rs_vit.train.losses import parse_loss_spec
-
         parse_loss_spec(self.train.loss)
         return self
 

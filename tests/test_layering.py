@@ -35,7 +35,6 @@ FLOORS: dict[str, float] = {
 #: Today's upward or sideways arrows (importer, imported).
 KNOWN_UP = {
     ("rs_vit.config", "rs_vit.io.labels"),  # sideways on floor 2
-    ("rs_vit.config", "rs_vit.train.losses"),
     ("rs_vit.evaluate", "rs_vit.evaluate.compare"),
     ("rs_vit.evaluate.compare", "rs_vit.baseline"),
     ("rs_vit.models.checkpoint", "rs_vit"),  # __version__ from the face

@@ -12,29 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rs_vit.errors import ConfigError, suggest
-
-LOSSES = ("ce", "dice", "focal", "lovasz")
-
-
-def parse_loss_spec(spec: str) -> list[tuple[str, float]]:
-    """``"ce:1+dice:0.5"`` → ``[("ce", 1.0), ("dice", 0.5)]``; unknown names raise ConfigError."""
-    terms: list[tuple[str, float]] = []
-    for part in spec.replace(" ", "").lower().split("+"):
-        if not part:
-            raise ConfigError(f"train.loss {spec!r}: empty term; write e.g. 'ce+dice'.")
-        name, _, weight = part.partition(":")
-        if name not in LOSSES:
-            raise ConfigError(
-                f"train.loss {spec!r}: unknown loss {name!r}.{suggest(name, LOSSES)} "
-                f"Choose from {', '.join(LOSSES)} (combine with '+', weight with ':')."
-            )
-        try:
-            w = float(weight) if weight else 1.0
-        except ValueError:
-            raise ConfigError(f"train.loss {spec!r}: weight {weight!r} is not a number.") from None
-        terms.append((name, w))
-    return terms
+# The spec grammar lives with the config (loading a YAML must not import torch); re-exported here
+# for one release (docs/changelog.md).
+from rs_vit.config import LOSSES, parse_loss_spec  # noqa: F401
 
 
 class SegLoss(nn.Module):
