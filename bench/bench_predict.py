@@ -220,6 +220,18 @@ def child_pure(a: dict[str, Any]) -> dict[str, Any]:
     return {"pure_windows": n, "pure_s_per_window": dt / n, "cpu_s_per_window_pure": cpu / n}
 
 
+def _seam_model(a: dict[str, Any]):
+    """(model, spec, scene path) of a seam run: an rs-vit checkpoint on ``a["scene"]``, or
+    the ukis-csmask U-Net on the Sen1Floods11 S2 chip."""
+    if a.get("checkpoint"):
+        from rs_vit.models.checkpoint import load_model
+
+        net, spec = load_model(a["checkpoint"], device="cpu")
+        return net, spec, Path(a["scene"])
+    net, spec = ukis_model()
+    return net, spec, Path(a.get("scene") or S2_CHIP)
+
+
 def child_seams(a: dict[str, Any]) -> dict[str, Any]:
     """Disagreement of tiled vs whole-image prediction (one forward pass of the whole scene),
     per tile / overlap / blend / TTA; with ``labels``, also each prediction's mIoU."""
