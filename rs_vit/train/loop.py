@@ -38,7 +38,7 @@ from rs_vit.models.checkpoint import ModelSpec, save_checkpoint
 from rs_vit.models.registry import check_tile_size, create_model, get_entry
 from rs_vit.train.ddp import all_reduce_sum, barrier, cleanup, init_distributed
 from rs_vit.train.losses import SegLoss
-from rs_vit.train.optim import build_optimizer, lr_lambda
+from rs_vit.train.optim import build_optimizer, lr_lambda, optimizer_step
 from rs_vit.train.resume import STATE_FILE, dump_train_state, load_train_state, set_rng_state
 
 
@@ -449,13 +449,7 @@ def train(config: RunConfig, *, log: Callable[[str], None] = print, progress: bo
                 loss_sum += float(loss.detach())
                 seen += x.shape[0] * dist_info.world
                 if last_micro:
-                    if tcfg.grad_clip:
-                        scaler.unscale_(opt)
-                        nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    opt.zero_grad(set_to_none=True)
-                    sched.step()
+                    optimizer_step(opt, sched, scaler, model.parameters(), tcfg.grad_clip)
                     bar.update(task, advance=1, loss=loss_sum / (i + 1),
                                speed=seen / max(time.perf_counter() - t0, 1e-9))
         n_batches = max(1, len(train_dl))

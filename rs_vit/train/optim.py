@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,3 +97,16 @@ def lr_lambda(warmup: int, total: int, min_ratio: float = 0.0) -> Callable[[int]
         return min_ratio + (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
     return f
+
+
+def optimizer_step(opt: torch.optim.Optimizer, sched: Any, scaler: Any, params: Iterable[nn.Parameter],
+                   grad_clip: float) -> None:
+    """One optimiser step after the last micro-batch: unscale and clip (when ``grad_clip``), step
+    through the grad scaler, clear the gradients, advance the schedule."""
+    if grad_clip:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    opt.zero_grad(set_to_none=True)
+    sched.step()

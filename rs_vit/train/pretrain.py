@@ -47,7 +47,7 @@ from rs_vit.models.mim import ENCODER_KIND, MIMModel, build_mim
 from rs_vit.models.registry import check_tile_size, create_model, get_entry
 from rs_vit.train.ddp import all_reduce_sum, barrier, cleanup, init_distributed
 from rs_vit.train.loop import check_run_dir, prepare_run_dir, seed_everything
-from rs_vit.train.optim import build_optimizer, lr_lambda
+from rs_vit.train.optim import build_optimizer, lr_lambda, optimizer_step
 from rs_vit.train.resume import STATE_FILE, dump_train_state, load_train_state, set_rng_state
 
 MIM_KIND = "mim"
@@ -284,13 +284,7 @@ def pretrain(config: PretrainRunConfig, *, log: Callable[[str], None] = print, p
                 loss_sum += float(loss.detach())
                 seen += x.shape[0] * dist_info.world
                 if last_micro:
-                    if tcfg.grad_clip:
-                        scaler.unscale_(opt)
-                        nn.utils.clip_grad_norm_(mim.parameters(), tcfg.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    opt.zero_grad(set_to_none=True)
-                    sched.step()
+                    optimizer_step(opt, sched, scaler, mim.parameters(), tcfg.grad_clip)
                     bar.update(task, advance=1, loss=loss_sum / (i + 1),
                                speed=seen / max(time.perf_counter() - t0, 1e-9))
         n_batches = max(1, len(dl))
