@@ -33,6 +33,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -313,9 +314,9 @@ def export_onnx(
     import tempfile
 
     from rs_vit.models.registry import check_tile
-    from rs_vit.io.atomic import atomic_write_bytes, atomic_write_text, check_output
+    from rs_vit.io.atomic import check_output
 
-    onnx = _import_onnx()
+    _import_onnx()  # one-line error with the install hint when the extra is missing
     t0 = time.perf_counter()
     out = Path(path)
     if out.suffix.lower() != ".onnx":
@@ -380,9 +381,24 @@ def export_onnx(
         try:
             checks = _check(model, _ort_session(model_bytes), spec.in_channels, sizes)
         except Exception as exc:  # e.g. CPU provider without float16 kernels
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            checks = [{"tile": s, "batch": 2, "max_abs_prob_diff": None,
-                       "not_checked": f"ONNX Runtime CPU could not run it ({first})"} for s in sizes]
+            checks = _not_checked(exc, sizes)
+    return _write_export(out, sidecar, model_bytes, meta, checks, overwrite=overwrite, t0=t0)
+
+
+def _not_checked(exc: BaseException, tiles: Sequence[int]) -> list[dict[str, Any]]:
+    """The check records of an export ONNX Runtime could not run (e.g. no float16 CPU kernels)."""
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return [{"tile": t, "batch": 2, "max_abs_prob_diff": None,
+             "not_checked": f"ONNX Runtime CPU could not run it ({first})"} for t in tiles]
+
+
+def _write_export(out: Path, sidecar: Path, model_bytes: bytes, meta: dict[str, Any],
+                  checks: list[dict[str, Any]], *, overwrite: bool, t0: float) -> ExportResult:
+    """Store the description in the model's metadata and the sidecar, and write both atomically."""
+    import onnx
+
+    from rs_vit.io.atomic import atomic_write_bytes, atomic_write_text
+
     meta["export"]["checks"] = checks
     proto = onnx.load_from_string(model_bytes)
     _set_metadata(proto, meta)
@@ -403,9 +419,9 @@ def convert_onnx(source: str | Path, path: str | Path, *, fp16: bool = False, qu
     """
     import tempfile
 
-    from rs_vit.io.atomic import atomic_write_bytes, atomic_write_text, check_output
+    from rs_vit.io.atomic import check_output
 
-    onnx = _import_onnx()
+    _import_onnx()  # one-line error with the install hint when the extra is missing
     t0 = time.perf_counter()
     src, out = Path(source), Path(path)
     if out.suffix.lower() != ".onnx":
@@ -440,17 +456,8 @@ def convert_onnx(source: str | Path, path: str | Path, *, fp16: bool = False, qu
                        "max_abs_prob_diff": float(np.abs(p - ref).max()),
                        "argmax_agreement": float((p.argmax(1) == ref.argmax(1)).mean())}]
         except Exception as exc:  # e.g. CPU provider without float16 kernels
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            checks = [{"tile": tile, "batch": 2, "max_abs_prob_diff": None,
-                       "not_checked": f"ONNX Runtime CPU could not run it ({first})"}]
-    meta["export"]["checks"] = checks
-    proto = onnx.load_from_string(model_bytes)
-    _set_metadata(proto, meta)
-    data = proto.SerializeToString()
-    atomic_write_bytes(out, data, overwrite=overwrite)
-    atomic_write_text(sidecar, json.dumps(meta, indent=2, default=str) + "\n", overwrite=overwrite)
-    return ExportResult(path=out, sidecar=sidecar, metadata=meta, seconds=time.perf_counter() - t0,
-                        size_bytes=len(data), checks=checks)
+            checks = _not_checked(exc, [tile])
+    return _write_export(out, sidecar, model_bytes, meta, checks, overwrite=overwrite, t0=t0)
 
 
 def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
