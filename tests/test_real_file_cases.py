@@ -4,7 +4,6 @@ data), each reproduced by a tiny file generated here. See docs/reliability.md, "
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +12,10 @@ import rasterio
 import yaml
 
 from _helpers_reliability import CRS, TRANSFORM, assert_clean_error, cli, make_scene
+from _helpers_train import one_thread  # noqa: F401  (autouse fixture)
 from _helpers_train import CLASSES, tiny_config, write_scene
 
 RGB = ["red", "green", "blue"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _checkpoint(folder: Path, bands: list[str], *, nodata: float | None = 0, mean: float = 1000.0,
